@@ -1,0 +1,55 @@
+"""kaipiao's settings: one validated object, read at the edge (the CLI) and passed down.
+
+Every field can be set by a CLI flag or by the environment variable `KAIPIAO_<FIELD>`
+(e.g. `KAIPIAO_DATABASE_URL`). Nothing else in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of a kaipiao process (API, workers or both)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAIPIAO_", extra="forbid", frozen=True)
+
+    data_dir: Path = Path("kaipiao-data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite file `kaipiao.db` in the data directory.",
+    )
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    platform_url: str | None = Field(
+        default=None,
+        description="Tax platform base URL; default: a sandbox platform inside this process.",
+    )
+    platform_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    idempotency_ttl_days: Annotated[int, Field(ge=1)] = 7
+    intake_rate_per_s: Annotated[float, Field(gt=0)] = 200.0
+    intake_burst: Annotated[int, Field(ge=1)] = 400
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    demo_seller: bool = True
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgresql://", "postgres://")):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("database_url must be postgresql://… or sqlite+aiosqlite:///PATH")
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect to, SQLite in the data directory when none was configured."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'kaipiao.db').resolve()}"
