@@ -1,0 +1,5 @@
+"""`python -m kaipiao` runs the CLI."""
+
+from kaipiao.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""The `TaxPlatform` port and the requests that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from kaipiao.domain.invoice import Buyer
+from kaipiao.platform.outcomes import IssueOutcome, QueryOutcome, Throttled, Unavailable
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformLine:
+    name: str
+    tax_code: str
+    quantity: Decimal
+    unit_price: Decimal
+    tax_rate: str
+    amount: Decimal
+    tax: Decimal
+    spec: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformInvoice:
+    """A blue invoice as sent to a platform. `serial_no` is the same on every attempt."""
+
+    serial_no: str
+    order_ref: str
+    seller_tax_id: str
+    seller_region: str | None
+    invoice_type: str
+    buyer: Buyer
+    lines: tuple[PlatformLine, ...]
+    total_amount: Decimal
+    total_tax: Decimal
+    total: Decimal
+    remark: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedRequest:
+    """A red-letter (红字) invoice against an issued one, under its own serial."""
+
+    serial_no: str
+    original_invoice_number: str
+    reason: str
+    seller_tax_id: str
+    seller_region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedInvoice:
+    serial_no: str
+    invoice_number: str
+    kind: str
+    order_ref: str | None
+    issued_at: datetime
+    total: Decimal
+    original_invoice_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPage:
+    invoices: tuple[ListedInvoice, ...]
+    next_page: int | None
+
+
+ListOutcome = ListedPage | Throttled | Unavailable
+
+
+class TaxPlatform(Protocol):
+    """What kaipiao needs from a tax platform. Implementations never raise for platform behaviour:
+    slowness, refusals, outages and lost answers all come back as outcomes."""
+
+    async def issue(self, invoice: PlatformInvoice) -> IssueOutcome:
+        """Submit a blue invoice (idempotent per serial on platforms that deduplicate)."""
+        ...
+
+    async def query(self, serial_no: str, *, seller_region: str | None = None) -> QueryOutcome:
+        """What the platform knows of `serial_no`: Issued, Pending, Rejected or NotFound."""
+        ...
+
+    async def issue_red(self, request: RedRequest) -> IssueOutcome:
+        """Submit a red-letter invoice against an issued one."""
+        ...
+
+    async def list_issued(
+        self, seller_tax_id: str, issued_from: datetime, issued_to: datetime, page: int = 1
+    ) -> ListOutcome:
+        """One page of the invoices issued for a seller in [issued_from, issued_to)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,1 @@
+"""The sandbox tax platform: a real HTTP server that misbehaves the way real platforms do."""

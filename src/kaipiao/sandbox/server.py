@@ -1,0 +1,367 @@
+"""The sandbox platform's HTTP server (aiohttp), injecting faults around `SandboxState`.
+
+Routes (JSON; decimals as strings):
+    POST /v1/invoices             issue         200 issued | 202 pending | 409 duplicate_serial
+    GET  /v1/invoices/{serial}    query         200 {status: issued|pending|failed} | 404
+    POST /v1/red-invoices         red-letter    200 | 202 | 409 | 400 original_not_found…
+    GET  /v1/invoices?seller_tax_id=&issued_from=&issued_to=&page=   reconciliation listing
+    GET|PUT /_sandbox/faults, GET /_sandbox/stats, POST /_sandbox/reset   controls
+
+Order of effects on a call: outage (hang) or region down → quota (429) → latency → failure
+(503, 500, or reset before processing) → processing → ambiguous (issued, then the connection is
+dropped or the answer held back). A `refuse` outage closes the listening socket itself, so new
+connections are refused at the TCP level, as an unreachable platform's are. A `hang` outage (or a
+region in `down_regions`) holds calls without an answer; when it ends, the held calls are processed,
+as a stalled platform catches up: a client that timed out meanwhile finds its invoice issued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from kaipiao.platform.outcomes import (
+    Duplicate,
+    Issued,
+    NotFound,
+    Pending,
+    QueryOutcome,
+    Rejected,
+)
+from kaipiao.platform.wire import (
+    WireError,
+    decode_invoice,
+    decode_red,
+    encode_listed,
+    format_time,
+    parse_time,
+)
+from kaipiao.sandbox.faults import PROFILES, FaultConfigError, Faults, build_faults
+from kaipiao.sandbox.http1 import Dropped, Http1Server, Request, Response, json_response
+from kaipiao.sandbox.state import SandboxState, utcnow
+
+log = logging.getLogger("kaipiao.sandbox")
+HANG_LIMIT_S = 600.0
+MAX_BODY = 8 * 1024 * 1024
+QUERY_PREFIX = "/v1/invoices/"
+Handler = Callable[[Request], Awaitable[Response]]
+Outcome = Issued | Duplicate | Pending | Rejected
+
+
+def _problem(status: int, code: str, message: str, **extra: Any) -> Response:
+    return json_response({"code": code, "message": message, **extra}, status=status)
+
+
+class SandboxServer:
+    """One sandbox platform listening on host:port (0 picks a free port)."""
+
+    def __init__(
+        self,
+        state: SandboxState,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.state = state
+        self.host = host
+        self.port = port
+        self.clock = clock
+        self._http: Http1Server | None = None
+        self._table: dict[tuple[str, str], Handler] = {}
+        self._changed = asyncio.Event()
+        self._restore: asyncio.TimerHandle | None = None
+        self._before_outage: Faults | None = None
+        self._generation = 0  # bumped by reset: calls held from before it are dropped
+
+    # -- routing -------------------------------------------------------------------------------
+    def _routes(self) -> dict[tuple[str, str], Handler]:
+        return {
+            ("POST", "/v1/invoices"): self.issue,
+            ("GET", "/v1/invoices"): self.list_issued,
+            ("POST", "/v1/red-invoices"): self.issue_red,
+            ("GET", "/_sandbox/faults"): self.get_faults,
+            ("PUT", "/_sandbox/faults"): self.put_faults,
+            ("GET", "/_sandbox/stats"): self.get_stats,
+            ("POST", "/_sandbox/reset"): self.reset,
+        }
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.path
+        handler = self._table.get((request.method, path))
+        if handler is None and request.method == "GET" and path.startswith(QUERY_PREFIX):
+            handler = self.query
+        if handler is None:
+            known = {p for _, p in self._table}
+            if path in known or path.startswith(QUERY_PREFIX):
+                return _problem(405, "method_not_allowed", f"{request.method} is not allowed here")
+            return _problem(404, "not_found", f"no route {path}")
+        try:
+            return await handler(request)
+        except Dropped:
+            raise
+        except Exception:
+            log.exception("sandbox error on %s %s", request.method, path)
+            return _problem(500, "sandbox_error", "unexpected sandbox error")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> int:
+        """Start listening; returns the port. A start-time `refuse` outage begins at once."""
+        self._table = self._routes()
+        self._http = Http1Server(self._dispatch, MAX_BODY)
+        await self._listen()
+        if self.state.faults.outage is not None:
+            self._begin_outage(self.state.faults, PROFILES["normal"])
+        return self.port
+
+    async def _listen(self) -> None:
+        assert self._http is not None
+        if not self._http.listening:
+            self.port = await self._http.listen(self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._restore is not None:
+            self._restore.cancel()
+        self._changed.set()
+        if self._http is not None:
+            await self._http.close()
+        self.state.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- faults --------------------------------------------------------------------------------
+    def set_faults(self, faults: Faults) -> None:
+        previous = self.state.faults
+        self.state.faults = faults
+        self._changed.set()
+        self._changed = asyncio.Event()
+        if self._restore is not None and faults.outage is None:
+            self._restore.cancel()
+            self._restore = None
+        if faults.outage is not None:
+            self._begin_outage(faults, previous if previous.outage is None else None)
+        elif self._http is not None and not self._http.listening:
+            asyncio.get_running_loop().create_task(self._listen())
+
+    def _begin_outage(self, faults: Faults, restore_to: Faults | None) -> None:
+        if restore_to is not None:
+            self._before_outage = restore_to
+        if faults.outage == "refuse" and self._http is not None:
+            self._http.stop_listening()
+        if faults.outage_for_s > 0:
+            if self._restore is not None:
+                self._restore.cancel()
+            self._restore = asyncio.get_running_loop().call_later(
+                faults.outage_for_s, self._end_outage
+            )
+
+    def _end_outage(self) -> None:
+        self._restore = None
+        self.set_faults(self._before_outage or PROFILES["normal"])
+
+    async def _hold(self, limit_s: float) -> None:
+        """Wait until the faults change (an outage ends), at most `limit_s`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout=limit_s)
+
+    # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _body(request: Request) -> Any:
+        if request.content_type != "application/json":
+            raise WireError("unsupported_media_type", "send application/json")
+        try:
+            return json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise WireError("malformed_json", "the body is not valid JSON") from None
+
+    async def _faulty(
+        self,
+        request: Request,
+        endpoint: str,
+        seller: str | None,
+        region: str | None,
+        operation: Callable[[datetime], Outcome | QueryOutcome],
+        *,
+        mutating: bool,
+    ) -> tuple[Outcome | QueryOutcome | None, Response | None]:
+        state = self.state
+        faults = state.faults
+        generation = self._generation
+        if faults.outage == "refuse":
+            state.calls[f"{endpoint}:outage"] += 1
+            request.drop()
+        while faults.outage == "hang" or (region is not None and region in faults.down_regions):
+            state.calls[f"{endpoint}:hang"] += 1
+            await self._hold(HANG_LIMIT_S)
+            if faults is state.faults:
+                return None, _problem(503, "outage", "the platform is down")
+            faults = state.faults
+        if seller is not None:
+            retry_after = state.throttle(seller, self.clock())
+            if retry_after is not None:
+                state.calls[f"{endpoint}:throttled"] += 1
+                response = _problem(429, "throttled", "seller quota exceeded")
+                response.headers["Retry-After"] = f"{max(1, round(retry_after))}"
+                response.headers["X-Retry-After-Ms"] = f"{retry_after * 1000:.0f}"
+                return None, response
+        delay = faults.call_latency_s(state.rng, region)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if generation != self._generation:
+            request.drop()  # the platform was reset while this call waited
+        if state.rng.random() < faults.failure_rate:
+            kind = state.rng.choice(faults.failure_kinds)
+            state.calls[f"{endpoint}:failure_{kind}"] += 1
+            if kind == "reset":
+                request.drop()
+            return None, _problem(int(kind), "platform_error", f"injected {kind}")
+        outcome = operation(self.clock())
+        state.calls[f"{endpoint}:{type(outcome).__name__.lower()}"] += 1
+        if (
+            mutating
+            and isinstance(outcome, Issued | Pending)
+            and state.rng.random() < faults.ambiguous_rate
+        ):
+            state.calls[f"{endpoint}:ambiguous_{faults.ambiguous_mode}"] += 1
+            if faults.ambiguous_mode == "drop":
+                request.drop()
+            await asyncio.sleep(faults.ambiguous_delay_s)
+        return outcome, None
+
+    @staticmethod
+    def _answer(serial_no: str, outcome: Outcome | QueryOutcome, *, query: bool) -> Response:
+        if isinstance(outcome, Issued):
+            return json_response(
+                {
+                    "serial_no": serial_no,
+                    "status": "issued",
+                    "invoice_number": outcome.invoice_number,
+                    "issued_at": format_time(outcome.issued_at),
+                }
+            )
+        if isinstance(outcome, Duplicate):
+            return _problem(
+                409,
+                "duplicate_serial",
+                "this serial was issued before",
+                invoice_number=outcome.invoice_number,
+                issued_at=format_time(outcome.issued_at) if outcome.issued_at else None,
+            )
+        if isinstance(outcome, Pending):
+            return json_response(
+                {"serial_no": serial_no, "status": "pending", "poll_after_s": outcome.poll_after_s},
+                status=200 if query else 202,
+            )
+        if isinstance(outcome, Rejected):
+            if query:
+                return json_response(
+                    {
+                        "serial_no": serial_no,
+                        "status": "failed",
+                        "code": outcome.code,
+                        "message": outcome.message,
+                    }
+                )
+            return _problem(400, outcome.code, outcome.message)
+        if isinstance(outcome, NotFound):
+            return _problem(404, "not_found", "no invoice under that serial")
+        raise TypeError(f"unexpected outcome {outcome!r}")
+
+    # -- routes --------------------------------------------------------------------------------
+    async def issue(self, request: Request) -> Response:
+        try:
+            invoice = decode_invoice(self._body(request))
+        except WireError as exc:
+            self.state.calls["issue:bad_request"] += 1
+            return _problem(
+                415 if exc.code == "unsupported_media_type" else 400, exc.code, exc.message
+            )
+        outcome, response = await self._faulty(
+            request, "issue", invoice.seller_tax_id, invoice.seller_region,
+            lambda now: self.state.issue(invoice, now), mutating=True,
+        )  # fmt: skip
+        return response or self._answer(invoice.serial_no, outcome, query=False)  # type: ignore[arg-type]
+
+    async def issue_red(self, request: Request) -> Response:
+        try:
+            red = decode_red(self._body(request))
+        except WireError as exc:
+            self.state.calls["red:bad_request"] += 1
+            return _problem(
+                415 if exc.code == "unsupported_media_type" else 400, exc.code, exc.message
+            )
+        outcome, response = await self._faulty(
+            request, "red", red.seller_tax_id, red.seller_region,
+            lambda now: self.state.issue_red(red, now), mutating=True,
+        )  # fmt: skip
+        return response or self._answer(red.serial_no, outcome, query=False)  # type: ignore[arg-type]
+
+    async def query(self, request: Request) -> Response:
+        serial_no = request.path[len(QUERY_PREFIX) :]
+        record = self.state.record_for(serial_no)
+        region = request.query.get("seller_region") or (record.region if record else None)
+        outcome, response = await self._faulty(
+            request, "query", None, region,
+            lambda now: self.state.query(serial_no, now), mutating=False,
+        )  # fmt: skip
+        return response or self._answer(serial_no, outcome, query=True)  # type: ignore[arg-type]
+
+    async def list_issued(self, request: Request) -> Response:
+        params = request.query
+        try:
+            seller = params["seller_tax_id"]
+            issued_from = parse_time(params["issued_from"])
+            issued_to = parse_time(params["issued_to"])
+            page = int(params.get("page", "1"))
+            if page < 1:
+                raise ValueError("page must be ≥ 1")
+        except KeyError as exc:
+            return _problem(400, "invalid_request", f"missing query parameter {exc.args[0]}")
+        except ValueError as exc:
+            return _problem(400, "invalid_request", str(exc))
+        self.state.calls["list:ok"] += 1
+        listed = self.state.list_issued(seller, issued_from, issued_to, page, self.clock())
+        return json_response(
+            {
+                "invoices": [encode_listed(item) for item in listed.invoices],
+                "page": page,
+                "next_page": listed.next_page,
+            }
+        )
+
+    async def get_faults(self, request: Request) -> Response:
+        return json_response(self.state.faults.as_dict())
+
+    async def put_faults(self, request: Request) -> Response:
+        try:
+            spec = self._body(request)
+            if not isinstance(spec, dict):
+                raise WireError("invalid_faults", "send a JSON object of knobs")
+            faults = build_faults(spec, None if "profile" in spec else self.state.faults)
+        except WireError as exc:
+            return _problem(400, exc.code, exc.message)
+        except FaultConfigError as exc:
+            return _problem(400, "invalid_faults", str(exc))
+        if faults.outage == "refuse" and faults.outage_for_s <= 0:
+            return _problem(400, "invalid_faults", "a refuse outage needs outage_for_s > 0")
+        response = json_response(faults.as_dict())
+        # Answer first: a refuse outage closes the listener this answer travels through.
+        asyncio.get_running_loop().call_soon(self.set_faults, faults)
+        return response
+
+    async def get_stats(self, request: Request) -> Response:
+        return json_response(self.state.stats(self.clock()))
+
+    async def reset(self, request: Request) -> Response:
+        seed = request.query.get("seed")
+        self._generation += 1
+        self.state.reset(int(seed) if seed and seed.isdigit() else None)
+        self.set_faults(replace(PROFILES["ideal"]))
+        return json_response({"reset": True})

@@ -1,0 +1,99 @@
+"""Start kaipiao processes (sandbox, server, worker) for integration and e2e tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+KAIPIAO = [sys.executable, "-m", "kaipiao"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any KAIPIAO_ variable of the caller's, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIPIAO_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9, as a crash."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_process(
+    command: Sequence[str],
+    log: Path,
+    ready: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 20.0,
+) -> Running:
+    """Start `command` with its output in `log`; wait for a line matching `ready` (one group: URL)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            list(command), stdout=out, stderr=subprocess.STDOUT, env=env or clean_env()
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        match = re.search(ready, log.read_text(errors="replace"))
+        if match:
+            return Running(process, match.group(1), log)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"{command} did not start:\n{log.read_text(errors='replace')}")
+
+
+def start_sandbox(
+    *args: str, port: int = 0, state: Path | None = None, log: Path | None = None
+) -> Running:
+    """Start `kaipiao sandbox` on `port` (0: any free port) and wait until it listens."""
+    command = [*KAIPIAO, "sandbox", "--port", str(port), *args]
+    if state is not None:
+        command += ["--state", str(state)]
+    if log is None:
+        log = Path(tempfile.mkstemp(prefix="kaipiao-sandbox-", suffix=".log")[1])
+    return start_process(command, log, r"listening on (http://\S+)")
+
+
+def wait_http(url: str, timeout_s: float = 20.0, ok: Sequence[int] = (200,)) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code in ok:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout_s}s: {last}")
