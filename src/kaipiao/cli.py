@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from kaipiao import __version__
+from kaipiao.config import Settings
+from kaipiao.domain.credit_code import CheckMode
 from kaipiao.sandbox.faults import PROFILES
 
 app = typer.Typer(
@@ -17,6 +23,33 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+seller_app = typer.Typer(help="Register and list sellers.", no_args_is_help=True)
+app.add_typer(seller_app, name="seller")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="Data directory (SQLite store, sandbox state). [env: KAIPIAO_DATA_DIR]"),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(help="postgresql://… or sqlite+aiosqlite:///PATH. [env: KAIPIAO_DATABASE_URL]"),
+]
+
+
+def settings_from(**flags: Any) -> Settings:
+    """Settings from KAIPIAO_* variables, overridden by the flags given on the command line."""
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error["loc"])
+            typer.echo(f"error: {name}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
 @app.callback()
@@ -28,6 +61,162 @@ def _root() -> None:
 def version() -> None:
     """Print kaipiao's version."""
     typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (0: any free port).")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    platform_url: Annotated[
+        str | None,
+        typer.Option(help="Tax platform URL; default: a sandbox in this process."),
+    ] = None,
+    demo_seller: Annotated[
+        bool | None, typer.Option(help="Create a demo seller on first start.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Run the gateway: the HTTP API on an embedded SQLite store by default."""
+    from kaipiao.bootstrap import configure_logging
+    from kaipiao.bootstrap import serve as run
+
+    settings = settings_from(
+        host=host, port=port, data_dir=data_dir, database_url=database_url,
+        platform_url=platform_url, demo_seller=demo_seller, log_level=log_level,
+    )  # fmt: skip
+    configure_logging(settings.log_level)
+    _install_loop()
+    asyncio.run(run(settings))
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Apply database migrations (safe to run again)."""
+    from kaipiao.bootstrap import database_for
+    from kaipiao.store.migrate import current_revision, upgrade
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+
+    async def run() -> str | None:
+        db = database_for(settings)
+        try:
+            await upgrade(db)
+            return await current_revision(db)
+        finally:
+            await db.dispose()
+
+    typer.echo(f"database at revision {asyncio.run(run())}")
+
+
+@seller_app.command("add")
+def seller_add(
+    name: Annotated[str, typer.Option(help="Seller's registered name.")],
+    tax_id: Annotated[str, typer.Option(help="Seller's unified social credit code.")],
+    region: Annotated[str, typer.Option(help="2-digit province code (31 Shanghai…).")] = "31",
+    quota: Annotated[
+        float | None, typer.Option(help="Platform calls/s allowed for this seller.")
+    ] = None,
+    invoice_limit: Annotated[
+        str | None, typer.Option(help="Largest invoice total allowed (none by default).")
+    ] = None,
+    tax_id_check: Annotated[
+        CheckMode, typer.Option(help="Buyer credit-code checksum failures: reject or warn.")
+    ] = CheckMode.REJECT,
+    allow_network: Annotated[
+        list[str] | None, typer.Option(help="CIDR allowed to call with this key (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Register a seller and print its API key (shown once; only a hash is stored)."""
+    from kaipiao.bootstrap import database_for
+    from kaipiao.sandbox.state import utcnow
+    from kaipiao.services import sellers
+    from kaipiao.services.errors import ServiceError
+    from kaipiao.store.migrate import upgrade
+
+    limit: Decimal | None = None
+    if invoice_limit is not None:
+        try:
+            limit = Decimal(invoice_limit)
+        except InvalidOperation:
+            fail(f"--invoice-limit {invoice_limit!r} is not a decimal amount", 2)
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+
+    async def run() -> sellers.NewSeller:
+        db = database_for(settings)
+        try:
+            await upgrade(db)
+            return await sellers.add_seller(
+                db, name=name, tax_id=tax_id, now=utcnow(), region=region, quota_per_s=quota,
+                invoice_limit=limit, tax_id_check=tax_id_check,
+                allowed_networks=tuple(allow_network or ()),
+            )  # fmt: skip
+        finally:
+            await db.dispose()
+
+    try:
+        created = asyncio.run(run())
+    except ServiceError as exc:
+        fail(f"{exc.message} ({exc.code})")
+        return
+    if as_json:
+        typer.echo(json.dumps({"seller_id": created.seller.id, "api_key": created.api_key}))
+    else:
+        typer.echo(f"seller {created.seller.id} ({created.seller.name}, {tax_id})")
+        typer.echo(f"API key (shown once, store it now): {created.api_key}")
+
+
+@seller_app.command("list")
+def seller_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List registered sellers."""
+    from kaipiao.bootstrap import database_for
+    from kaipiao.services import sellers
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+
+    async def run() -> list[Any]:
+        db = database_for(settings)
+        try:
+            return await sellers.list_sellers(db)
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps([
+            {"seller_id": s.id, "name": s.name, "tax_id": s.tax_id, "region": s.region,
+             "quota_per_s": s.quota_per_s,
+             "invoice_limit": str(s.invoice_limit) if s.invoice_limit is not None else None}
+            for s in rows
+        ], ensure_ascii=False))  # fmt: skip
+        return
+    if not rows:
+        typer.echo("no sellers; add one with `kaipiao seller add`")
+    for s in rows:
+        limit = s.invoice_limit if s.invoice_limit is not None else "-"
+        typer.echo(f"{s.id}  {s.tax_id}  region {s.region}  quota {s.quota_per_s or '-'}/s  "
+                   f"limit {limit}  {s.name}")  # fmt: skip
+
+
+@seller_app.command("demo-key")
+def seller_demo_key(data_dir: DataDir = None) -> None:
+    """Print the demo seller's API key that `kaipiao serve` created in the data directory."""
+    from kaipiao.bootstrap import read_demo_seller
+
+    settings = settings_from(data_dir=data_dir)
+    demo = read_demo_seller(settings.data_dir)
+    if demo is None:
+        fail(f"no demo seller in {settings.data_dir}: start `kaipiao serve` once")
+        return
+    typer.echo(demo.api_key)
 
 
 @app.command()
@@ -45,12 +234,21 @@ def sandbox(
         raise typer.BadParameter(
             f"unknown profile; known: {', '.join(PROFILES)}", param_hint="--profile"
         )
-    from kaipiao.sandbox.run import install_event_loop, serve_sandbox
+    from kaipiao.sandbox.run import serve_sandbox
+
+    _install_loop()
+    asyncio.run(serve_sandbox(host, port, profile, seed, state))
+
+
+def _install_loop() -> None:
+    from kaipiao.sandbox.run import install_event_loop
 
     install_event_loop()
-    asyncio.run(serve_sandbox(host, port, profile, seed, state))
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -83,3 +83,51 @@ async def http_platform(sandbox: Running) -> AsyncIterator[HttpPlatform]:
     platform = HttpPlatform(sandbox.url, HttpSettings(read_timeout_s=1.0, connect_timeout_s=1.0))
     yield platform
     await platform.aclose()
+
+
+# -- the HTTP API over a real database ---------------------------------------------------------
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from kaipiao.api.app import create_app  # noqa: E402
+from kaipiao.config import Settings  # noqa: E402
+from kaipiao.sandbox.state import utcnow  # noqa: E402
+from kaipiao.services.sellers import NewSeller, add_seller  # noqa: E402
+from kaipiao.store.database import Database  # noqa: E402
+from tests.factories import OTHER_SELLER_TAX_ID, SELLER_TAX_ID  # noqa: E402
+
+
+@_dataclass
+class Api:
+    client: httpx.AsyncClient
+    database: Database
+    a: NewSeller
+    b: NewSeller
+    app: Any
+
+    def auth(self, who: NewSeller | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {(who or self.a).api_key}"}
+
+    async def post(self, body: Any, who: NewSeller | None = None, **headers: str) -> httpx.Response:
+        return await self.client.post(
+            "/v1/invoices", json=body, headers={**self.auth(who), **headers}
+        )
+
+
+def make_settings(tmp: Any, **overrides: Any) -> Settings:
+    return Settings(data_dir=tmp, demo_seller=False, **overrides)
+
+
+@pytest.fixture
+def api_settings(tmp_path: Any) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def api(database: Database, api_settings: Settings) -> AsyncIterator[Api]:
+    now = utcnow()
+    a = await add_seller(database, name="甲公司", tax_id=SELLER_TAX_ID, now=now, region="31")
+    b = await add_seller(database, name="乙公司", tax_id=OTHER_SELLER_TAX_ID, now=now, region="11")
+    app = create_app(api_settings, database)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://kaipiao.test") as client:
+        yield Api(client, database, a, b, app)

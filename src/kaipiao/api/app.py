@@ -1,0 +1,70 @@
+"""The application factory: the one place where the API's parts are wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+
+from kaipiao import __version__
+from kaipiao.api import problems
+from kaipiao.api.auth import KeyCache
+from kaipiao.api.guards import BodyGuard, Observe, RateLimiter
+from kaipiao.api.routes import router
+from kaipiao.config import Settings
+from kaipiao.ops.metrics import Metrics
+from kaipiao.sandbox.state import utcnow
+from kaipiao.store.database import Database
+
+log = logging.getLogger("kaipiao.api")
+DESCRIPTION = """kaipiao accepts invoice (fapiao) requests, stores each durably before answering,
+and issues each exactly once on the tax platform. Errors are RFC 9457 problem documents with a
+stable `code`. Authenticate with `Authorization: Bearer <api key>`."""
+
+
+def create_app(
+    settings: Settings, database: Database, *, clock: Callable[[], object] = utcnow
+) -> FastAPI:
+    """Build the API around an existing database handle (nothing connects here)."""
+    app = FastAPI(
+        title="kaipiao",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    metrics = Metrics()
+    app.state.settings = settings
+    app.state.database = database
+    app.state.clock = clock
+    app.state.metrics = metrics
+    app.state.key_cache = KeyCache()
+    app.state.rate_limiter = RateLimiter(settings.intake_rate_per_s, settings.intake_burst)
+    app.state.idempotency_ttl = timedelta(days=settings.idempotency_ttl_days)
+
+    def on_problem(problem: problems.Problem) -> None:
+        if problem.status < 500:
+            metrics.intake_refused.labels(problem.code).inc()
+
+    problems.install(app, on_problem)
+    app.include_router(router)
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=settings.max_body_bytes,
+        on_refuse=lambda code: metrics.intake_refused.labels(code).inc(),
+    )
+
+    def on_done(route: str, method: str, status: int, seconds: float) -> None:
+        metrics.http_duration.labels(route, method, str(status)).observe(seconds)
+
+    def on_crash(scope: MutableMapping[str, Any], exc: BaseException) -> bytes:
+        log.error("unexpected error on %s %s", scope["method"], scope["path"], exc_info=exc)
+        problem = problems.Problem("internal_error", "unexpected error; it has been logged")
+        return bytes(problems.problem_response(problem).body)
+
+    app.add_middleware(Observe, on_done=on_done, on_crash=on_crash)
+    return app

@@ -1,0 +1,160 @@
+"""RFC 9457 problem details: every error the API returns, with a stable `code`.
+
+The code → HTTP status table below is the one place where statuses are decided.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kaipiao.domain.errors import DomainError, InvalidInvoice
+from kaipiao.services.errors import ServiceError
+
+log = logging.getLogger("kaipiao.api")
+MEDIA_TYPE = "application/problem+json"
+
+STATUS: dict[str, int] = {
+    "malformed_json": 400,
+    "invalid_cursor": 400,
+    "unauthorized": 401,
+    "network_not_allowed": 403,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "order_conflict": 409,
+    "idempotency_key_reused": 409,
+    "request_in_progress": 409,
+    "already_issued": 409,
+    "not_cancellable": 409,
+    "not_issued": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "rate_limited": 429,
+    "internal_error": 500,
+    "store_unavailable": 503,
+}
+TITLES: dict[int, str] = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable request",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.status = status or STATUS.get(code, 422)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{problem.code}",
+        "title": TITLES.get(problem.status, "Error"),
+        "status": problem.status,
+        "code": problem.code,
+        "detail": problem.detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if problem.errors is not None:
+        body["errors"] = problem.errors
+    return JSONResponse(
+        body, status_code=problem.status, headers=problem.headers, media_type=MEDIA_TYPE
+    )
+
+
+def from_domain(error: DomainError) -> Problem:
+    if isinstance(error, InvalidInvoice):
+        errors = [{"loc": list(p.loc), "msg": p.msg, "code": p.code} for p in error.problems]
+        return Problem(error.code, error.message, status=422, errors=errors)
+    return Problem(error.code, error.message, status=422)
+
+
+def from_validation(error: RequestValidationError) -> Problem:
+    errors: list[dict[str, Any]] = []
+    code = "invalid_request"
+    for item in error.errors():
+        kind = item.get("type", "")
+        if kind == "json_invalid":
+            return Problem("malformed_json", "the request body is not valid JSON", status=400)
+        loc = [p for p in item.get("loc", ()) if p != "body"]
+        if kind == "extra_forbidden" and code == "invalid_request":
+            code = "unknown_field"
+        errors.append({"loc": loc, "msg": item.get("msg", ""), "code": kind})
+    detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
+    return Problem(code, detail or "invalid request", status=422, errors=errors)
+
+
+def install(app: FastAPI, on_problem: Any) -> None:
+    """Register the handlers that turn every error into a problem document."""
+
+    async def handle(request: Request, problem: Problem) -> JSONResponse:
+        on_problem(problem)
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return await handle(request, exc)
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        return await handle(request, from_domain(exc))
+
+    @app.exception_handler(ServiceError)
+    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
+        return await handle(request, Problem(exc.code, exc.message))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return await handle(request, from_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return await handle(request, Problem(code, str(exc.detail), status=exc.status_code))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(OSError)
+    async def _store(request: Request, exc: Exception) -> JSONResponse:
+        # The database (or the network to it) is down or restarting: a retryable 503.
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return await handle(
+            request,
+            Problem(
+                "store_unavailable", "the database is unavailable; retry shortly",
+                headers={"Retry-After": "2"},
+            ),
+        )  # fmt: skip

@@ -1,0 +1,145 @@
+"""The v1 routes: each parses, calls one service function, and formats the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from kaipiao.api.auth import SellerDep
+from kaipiao.api.problems import MEDIA_TYPE, Problem
+from kaipiao.api.schemas import InvoiceCreate, InvoicePage, InvoicePublic, render_invoice
+from kaipiao.domain.lifecycle import Status
+from kaipiao.services import intake
+from kaipiao.store.migrate import is_current
+
+
+class ProblemPublic(BaseModel):
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    schema = {"$ref": "#/components/schemas/ProblemPublic"}
+    return {
+        status: {"model": ProblemPublic, "content": {MEDIA_TYPE: {"schema": schema}}}
+        for status in statuses
+    }
+
+
+AUTH = (401, 403, 429, 500, 503)
+router = APIRouter()
+
+
+@router.post(
+    "/v1/invoices",
+    status_code=202,
+    response_model=InvoicePublic,
+    responses={200: {"model": InvoicePublic}, **_problems(400, 409, 413, 415, 422, *AUTH)},
+    tags=["invoices"],
+)
+async def create_invoice(
+    body: InvoiceCreate,
+    seller: SellerDep,
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> JSONResponse:
+    """Accept an invoice request; it is stored before this answers, then issued."""
+    state = request.app.state
+    answer = await intake.submit_invoice(
+        state.database,
+        seller,
+        body.to_domain(),
+        body.model_dump(mode="json"),
+        render=render_invoice,
+        now=state.clock(),
+        idempotency_key=idempotency_key,
+        idempotency_ttl=state.idempotency_ttl,
+    )
+    state.metrics.intake_accepted.labels("accepted" if answer.status == 202 else "existing").inc()
+    return JSONResponse(answer.body, status_code=answer.status)
+
+
+@router.get(
+    "/v1/invoices/{invoice_id}",
+    response_model=InvoicePublic,
+    responses=_problems(404, 422, *AUTH),
+    tags=["invoices"],
+)
+async def get_invoice(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
+    """One invoice with its current status."""
+    invoice = await intake.get_invoice(request.app.state.database, seller, invoice_id)
+    return JSONResponse(render_invoice(invoice))
+
+
+@router.get(
+    "/v1/invoices",
+    response_model=InvoicePage,
+    responses=_problems(400, 422, *AUTH),
+    tags=["invoices"],
+)
+async def list_invoices(
+    seller: SellerDep,
+    request: Request,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> JSONResponse:
+    """This seller's invoices, newest first; pass `next_cursor` back as `cursor`."""
+    page, next_cursor = await intake.list_invoices(
+        request.app.state.database, seller,
+        order_id=order_id, status=status, cursor=cursor, limit=limit,
+    )  # fmt: skip
+    return JSONResponse(
+        {"data": [render_invoice(invoice) for invoice in page], "next_cursor": next_cursor}
+    )
+
+
+@router.post(
+    "/v1/invoices/{invoice_id}/cancel",
+    response_model=InvoicePublic,
+    responses={202: {"model": InvoicePublic}, **_problems(404, 409, 422, *AUTH)},
+    tags=["invoices"],
+)
+async def cancel_invoice(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
+    """Cancel an invoice the platform does not have yet (202 if a call may be in flight)."""
+    state = request.app.state
+    invoice = await intake.cancel_invoice(state.database, seller, invoice_id, now=state.clock())
+    status = 202 if invoice.status is not Status.CANCELLED else 200
+    return JSONResponse(render_invoice(invoice), status_code=status)
+
+
+@router.get("/healthz", tags=["operations"])
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["operations"], responses=_problems(503))
+async def readyz(request: Request) -> dict[str, str]:
+    """The store answers and its schema is current."""
+    try:
+        current = await is_current(request.app.state.database)
+    except Exception as exc:
+        raise Problem("store_unavailable", f"the database does not answer: {exc}") from None
+    if not current:
+        raise Problem(
+            "store_unavailable", "the database schema is not current: run `kaipiao migrate`"
+        )
+    return {"status": "ready"}
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    return Response(
+        request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,142 @@
+"""Composition root: builds the database, the platform and the app from Settings, and runs them.
+
+Nothing here runs at import time; the CLI calls these functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from kaipiao.api.app import create_app
+from kaipiao.config import Settings
+from kaipiao.sandbox.faults import PROFILES
+from kaipiao.sandbox.server import SandboxServer
+from kaipiao.sandbox.state import SandboxState, utcnow
+from kaipiao.services import sellers
+from kaipiao.store.database import Database
+from kaipiao.store.migrate import upgrade
+
+log = logging.getLogger("kaipiao")
+DEMO_TAX_ID = "91310110666007217T"
+DEMO_FILE = "demo-seller.json"
+
+
+def database_for(settings: Settings) -> Database:
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(settings.resolved_database_url())
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSeller:
+    seller_id: str
+    api_key: str
+
+
+def read_demo_seller(data_dir: Path) -> DemoSeller | None:
+    path = data_dir / DEMO_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return DemoSeller(data["seller_id"], data["api_key"])
+
+
+async def ensure_demo_seller(db: Database, data_dir: Path) -> DemoSeller | None:
+    """On a first start with an empty store, register a demo seller and keep its key (0600) in
+    the data directory so later starts can show it again. None if other sellers exist."""
+    existing = read_demo_seller(data_dir)
+    if existing is not None:
+        return existing
+    if await sellers.list_sellers(db):
+        return None
+    created = await sellers.add_seller(
+        db, name="Demo Seller (sandbox)", tax_id=DEMO_TAX_ID, now=utcnow(), region="31"
+    )
+    demo = DemoSeller(created.seller.id, created.api_key)
+    path = data_dir / DEMO_FILE
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({"seller_id": demo.seller_id, "api_key": demo.api_key}))
+    return demo
+
+
+def curl_example(base_url: str, api_key: str) -> str:
+    body = (
+        '{"order_id": "ORDER-1", "buyer": {"name": "上海某某科技有限公司", '
+        '"tax_id": "91440300MA5G9GK78Y"}, "lines": [{"name": "咨询服务", '
+        '"tax_code": "3040201990000000000", "quantity": "2", "unit_price": "500", '
+        '"tax_rate": "0.06"}]}'
+    )
+    return (
+        f"curl -s {base_url}/v1/invoices -H 'Authorization: Bearer {api_key}' "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Run the API (and, without --platform-url, a sandbox platform) until SIGINT/SIGTERM."""
+    db = database_for(settings)
+    await upgrade(db)
+    sandbox: SandboxServer | None = None
+    platform_url = settings.platform_url
+    if platform_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        state = SandboxState(
+            faults=PROFILES["normal"], journal_path=settings.data_dir / "sandbox.jsonl"
+        )
+        sandbox = SandboxServer(state, "127.0.0.1", 0)
+        await sandbox.start()
+        platform_url = sandbox.url
+    demo = await ensure_demo_seller(db, settings.data_dir) if settings.demo_seller else None
+    app = create_app(settings, db)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level,
+        access_log=False, lifespan="off",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no startup event
+        await asyncio.sleep(0.05)
+    if server.started:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://{settings.host}:{port}"
+        print(f"kaipiao listening on {base} (pid {os.getpid()})", flush=True)
+        print(f"  store:    {_redact(settings.resolved_database_url())}", flush=True)
+        where = "in-process sandbox" if sandbox else "configured platform"
+        print(f"  platform: {platform_url} ({where})", flush=True)
+        if demo is not None:
+            print(
+                f"  demo seller {demo.seller_id}; try:\n    {curl_example(base, demo.api_key)}",
+                flush=True,
+            )
+    try:
+        await task
+    finally:
+        if sandbox is not None:
+            await sandbox.stop()
+        await db.dispose()
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

@@ -1,0 +1,1 @@
+"""Operations: metrics, incident grading, drills, load generation, capacity planning."""

@@ -1,0 +1,102 @@
+"""Registering sellers and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from kaipiao.domain.codes import is_region
+from kaipiao.domain.credit_code import CheckMode, validate_tax_id
+from kaipiao.domain.errors import DomainError
+from kaipiao.domain.sellers import Seller
+from kaipiao.services import ids
+from kaipiao.services.errors import Conflict, ServiceError
+from kaipiao.store import sellers as repo
+from kaipiao.store.database import Database
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewSeller:
+    seller: Seller
+    api_key: str
+
+
+async def add_seller(
+    db: Database,
+    *,
+    name: str,
+    tax_id: str,
+    now: datetime,
+    region: str = "31",
+    quota_per_s: float | None = None,
+    invoice_limit: Decimal | None = None,
+    tax_id_check: CheckMode = CheckMode.REJECT,
+    allowed_networks: tuple[str, ...] = (),
+) -> NewSeller:
+    """Register a seller and its first API key; the key is returned once and stored hashed."""
+    try:
+        validate_tax_id(tax_id)
+    except DomainError as exc:
+        raise ServiceError(exc.message, "invalid_seller_tax_id") from None
+    if not is_region(region):
+        raise ServiceError(f"unknown province code {region!r}", "invalid_region")
+    if quota_per_s is not None and quota_per_s <= 0:
+        raise ServiceError("quota must be > 0 calls/s", "invalid_quota")
+    if invoice_limit is not None and invoice_limit <= 0:
+        raise ServiceError("invoice limit must be > 0", "invalid_invoice_limit")
+    for network in allowed_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ServiceError(f"{network!r} is not a CIDR network", "invalid_network") from None
+    seller = Seller(
+        id=ids.seller_id(),
+        name=name,
+        tax_id=tax_id,
+        region=region,
+        quota_per_s=quota_per_s,
+        invoice_limit=invoice_limit,
+        tax_id_check=tax_id_check,
+        allowed_networks=allowed_networks,
+        webhook_secret=secrets.token_hex(32),
+        created_at=now,
+    )
+    api_key = ids.new_api_key()
+    async with db.write() as conn:
+        if await repo.find_seller_by_tax_id(conn, tax_id) is not None:
+            raise Conflict(f"a seller with tax id {tax_id} exists", "seller_exists")
+        await repo.insert_seller(conn, seller)
+        await repo.insert_api_key(
+            conn, key_id=ids.key_id(), seller_id=seller.id, key_hash=hash_key(api_key),
+            prefix=api_key[:8], is_admin=False, now=now,
+        )  # fmt: skip
+    return NewSeller(seller, api_key)
+
+
+async def add_admin_key(db: Database, *, now: datetime) -> str:
+    """An operator key: sees operational status, belongs to no seller."""
+    api_key = ids.new_api_key()
+    async with db.write() as conn:
+        await repo.insert_api_key(
+            conn, key_id=ids.key_id(), seller_id=None, key_hash=hash_key(api_key),
+            prefix=api_key[:8], is_admin=True, now=now,
+        )  # fmt: skip
+    return api_key
+
+
+async def list_sellers(db: Database) -> list[Seller]:
+    async with db.read() as conn:
+        return await repo.list_sellers(conn)
+
+
+async def authenticate(db: Database, api_key: str) -> repo.Principal | None:
+    async with db.read() as conn:
+        return await repo.find_principal(conn, hash_key(api_key))

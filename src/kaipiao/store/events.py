@@ -1,0 +1,61 @@
+"""Ledger events: one row per state change, appended in the transaction that makes the change.
+
+The payload is canonical JSON (sorted keys, no spaces, UTF-8) so that its bytes, and later its
+hash, are the same whoever writes or reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kaipiao.store.tables import ledger_events
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot put {type(value).__name__} in a ledger payload")
+
+
+def canonical_json(payload: dict[str, Any]) -> str:
+    return json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+    )
+
+
+async def append_event(
+    conn: AsyncConnection,
+    *,
+    invoice_id: str | None,
+    seller_id: str | None,
+    type: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Append one event; call it inside the transaction that makes the change it records."""
+    await conn.execute(
+        insert(ledger_events).values(
+            invoice_id=invoice_id,
+            seller_id=seller_id,
+            type=type,
+            payload=canonical_json(payload),
+            created_at=now,
+        )
+    )
+
+
+async def events_for(conn: AsyncConnection, invoice_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(ledger_events)
+        .where(ledger_events.c.invoice_id == invoice_id)
+        .order_by(ledger_events.c.id)
+    )
+    return [dict(row._mapping) for row in rows]

@@ -1,0 +1,116 @@
+"""Idempotency keys: the first request under a key claims it; retries replay its response.
+
+A claim is committed on its own, before the work, so a concurrent retry sees it and gets
+`request_in_progress` instead of doing the work twice. A claim whose holder died is taken over
+once `locked_until` passes; a finished key is kept until `expires_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kaipiao.store.tables import idempotency_keys as keys
+
+CLAIM_LOCK = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    status: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reused:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class InProgress:
+    pass
+
+
+ClaimResult = Claimed | Replay | Reused | InProgress
+
+
+async def claim(
+    conn: AsyncConnection,
+    seller_id: str,
+    key: str,
+    request_hash: str,
+    *,
+    now: datetime,
+    ttl: timedelta,
+) -> ClaimResult:
+    values = {
+        "seller_id": seller_id,
+        "key": key,
+        "request_hash": request_hash,
+        "state": "in_progress",
+        "locked_until": now + CLAIM_LOCK,
+        "created_at": now,
+        "expires_at": now + ttl,
+    }
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    inserted = await conn.execute(dialect_insert(keys).values(**values).on_conflict_do_nothing())
+    if inserted.rowcount == 1:
+        return Claimed()
+    row = (
+        await conn.execute(select(keys).where(keys.c.seller_id == seller_id, keys.c.key == key))
+    ).first()
+    if row is None:  # deleted in between (released): try once more next time
+        return InProgress()
+    expired = row.expires_at <= now
+    stale = row.state == "in_progress" and row.locked_until is not None and row.locked_until <= now
+    if expired or (stale and row.request_hash == request_hash):
+        taken = await conn.execute(
+            update(keys)
+            .where(
+                keys.c.seller_id == seller_id,
+                keys.c.key == key,
+                keys.c.state == row.state,
+                keys.c.expires_at == row.expires_at,
+            )
+            .values(**values, response_status=None, response_body=None)
+        )
+        return Claimed() if taken.rowcount == 1 else InProgress()
+    if row.request_hash != request_hash:
+        return Reused()
+    if row.state == "done":
+        return Replay(status=row.response_status, body=row.response_body)
+    return InProgress()
+
+
+async def complete(
+    conn: AsyncConnection, seller_id: str, key: str, *, status: int, body: str
+) -> None:
+    await conn.execute(
+        update(keys)
+        .where(keys.c.seller_id == seller_id, keys.c.key == key)
+        .values(state="done", locked_until=None, response_status=status, response_body=body)
+    )
+
+
+async def release(conn: AsyncConnection, seller_id: str, key: str) -> None:
+    """Give a claim back (the request failed without effect), so the key can be used again."""
+    await conn.execute(
+        delete(keys).where(
+            keys.c.seller_id == seller_id, keys.c.key == key, keys.c.state == "in_progress"
+        )
+    )
+
+
+async def purge_expired(conn: AsyncConnection, now: datetime) -> int:
+    result = await conn.execute(delete(keys).where(keys.c.expires_at <= now))
+    return int(result.rowcount)

@@ -1,0 +1,175 @@
+"""Invoices: inserting, reading, listing, and compare-and-set status changes.
+
+Every status change goes through `transition`, which checks the lifecycle table, updates the row
+only if it is still in the expected status (so two writers cannot both win), and appends the
+ledger event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kaipiao.domain.lifecycle import Kind, Status, ensure_transition
+from kaipiao.store.events import append_event
+from kaipiao.store.tables import invoices
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInvoice:
+    id: str
+    seller_id: str
+    order_id: str
+    kind: Kind
+    original_id: str | None
+    status: Status
+    invoice_type: str
+    serial_no: str
+    invoice_number: str | None
+    issued_at: datetime | None
+    request_hash: str
+    buyer: dict[str, Any]
+    lines: list[dict[str, Any]]
+    remark: str | None
+    callback_url: str | None
+    total_amount: Decimal
+    total_tax: Decimal
+    total: Decimal
+    total_in_words: str
+    attempts: int
+    next_attempt_at: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    lease_token: int
+    error_code: str | None
+    error_message: str | None
+    cancel_requested: bool
+    reverse_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> StoredInvoice:
+        data = dict(row._mapping)
+        data.pop("order_key", None)
+        data["kind"] = Kind(data["kind"])
+        data["status"] = Status(data["status"])
+        data["buyer"] = json.loads(data["buyer"])
+        data["lines"] = json.loads(data["lines"])
+        data["cancel_requested"] = bool(data["cancel_requested"])
+        return cls(**data)
+
+
+async def insert_invoice(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """Insert one invoice row; `buyer` and `lines` are given as Python objects."""
+    row = dict(values)
+    row["buyer"] = json.dumps(row["buyer"], ensure_ascii=False, sort_keys=True)
+    row["lines"] = json.dumps(row["lines"], ensure_ascii=False)
+    row["order_key"] = row["order_id"] if row["kind"] == Kind.BLUE else None
+    await conn.execute(insert(invoices).values(**row))
+
+
+async def get_invoice(
+    conn: AsyncConnection, invoice_id: str, *, seller_id: str | None = None, lock: bool = False
+) -> StoredInvoice | None:
+    """The invoice, or None; with `seller_id`, another seller's invoice is None too."""
+    query = select(invoices).where(invoices.c.id == invoice_id)
+    if seller_id is not None:
+        query = query.where(invoices.c.seller_id == seller_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return StoredInvoice.from_row(row) if row else None
+
+
+async def find_blue_by_order(
+    conn: AsyncConnection, seller_id: str, order_id: str
+) -> StoredInvoice | None:
+    query = select(invoices).where(
+        invoices.c.seller_id == seller_id, invoices.c.order_key == order_id
+    )
+    row = (await conn.execute(query)).first()
+    return StoredInvoice.from_row(row) if row else None
+
+
+async def list_invoices(
+    conn: AsyncConnection,
+    seller_id: str,
+    *,
+    order_id: str | None = None,
+    status: Status | None = None,
+    before_id: str | None = None,
+    limit: int = 50,
+) -> list[StoredInvoice]:
+    """Newest first; `before_id` continues after the last invoice of the previous page."""
+    query = select(invoices).where(invoices.c.seller_id == seller_id)
+    if order_id is not None:
+        query = query.where(invoices.c.order_id == order_id)
+    if status is not None:
+        query = query.where(invoices.c.status == status.value)
+    if before_id is not None:
+        query = query.where(invoices.c.id < before_id)
+    rows = await conn.execute(query.order_by(invoices.c.id.desc()).limit(limit))
+    return [StoredInvoice.from_row(row) for row in rows]
+
+
+async def transition(
+    conn: AsyncConnection,
+    invoice: StoredInvoice,
+    target: Status,
+    *,
+    now: datetime,
+    event: str,
+    payload: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+    lease_token: int | None = None,
+) -> bool:
+    """Move `invoice` to `target` if it is still in `invoice.status` (and, with `lease_token`,
+    still leased under that token). Returns False, changing nothing, if another writer won."""
+    ensure_transition(invoice.status, target)
+    condition = [invoices.c.id == invoice.id, invoices.c.status == invoice.status.value]
+    if lease_token is not None:
+        condition.append(invoices.c.lease_token == lease_token)
+    values = {"status": target.value, "updated_at": now, **(fields or {})}
+    result = await conn.execute(update(invoices).where(*condition).values(**values))
+    if result.rowcount != 1:
+        return False
+    await append_event(
+        conn,
+        invoice_id=invoice.id,
+        seller_id=invoice.seller_id,
+        type=event,
+        payload={"from": invoice.status.value, "to": target.value, **(payload or {})},
+        now=now,
+    )
+    return True
+
+
+async def mark(
+    conn: AsyncConnection,
+    invoice: StoredInvoice,
+    *,
+    now: datetime,
+    event: str,
+    fields: dict[str, Any],
+    payload: dict[str, Any] | None = None,
+) -> bool:
+    """Change fields without a status change (e.g. cancel requested), guarded the same way."""
+    result = await conn.execute(
+        update(invoices)
+        .where(invoices.c.id == invoice.id, invoices.c.status == invoice.status.value)
+        .values(updated_at=now, **fields)
+    )
+    if result.rowcount != 1:
+        return False
+    await append_event(
+        conn, invoice_id=invoice.id, seller_id=invoice.seller_id, type=event,
+        payload=payload or {}, now=now,
+    )  # fmt: skip
+    return True

@@ -1,0 +1,45 @@
+"""Alembic migrations, run from code (`kaipiao migrate`, `kaipiao serve`) on the async engine."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from kaipiao.store.database import Database
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "kaipiao.store:migrations")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def upgrade(database: Database, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (idempotent)."""
+
+    def run(connection: Connection) -> None:
+        command.upgrade(alembic_config(connection), revision)
+
+    async with database.write() as conn:
+        await conn.run_sync(run)
+
+
+async def current_revision(database: Database) -> str | None:
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with database.read() as conn:
+        return await conn.run_sync(read)
+
+
+async def is_current(database: Database) -> bool:
+    return await current_revision(database) == head_revision()

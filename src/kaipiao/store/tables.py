@@ -1,0 +1,133 @@
+"""The schema. `invoices` is also the work queue (status, next_attempt_at, lease columns).
+
+Migrations in `migrations/versions` create exactly this; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from kaipiao.store.types import Money, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+sellers = Table(
+    "sellers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("tax_id", String(20), nullable=False, unique=True),
+    Column("region", String(2), nullable=False),
+    Column("quota_per_s", Float, nullable=True),
+    Column("invoice_limit", Money, nullable=True),
+    Column("tax_id_check", String(8), nullable=False, server_default="reject"),
+    Column("allowed_networks", Text, nullable=False, server_default="[]"),
+    Column("webhook_secret", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("seller_id", String(32), ForeignKey("sellers.id"), nullable=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("is_admin", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("seller_id", String(32), ForeignKey("sellers.id"), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    # order_id for blue invoices, NULL for red ones: NULLs never collide, so the unique
+    # constraint below holds "one blue invoice per seller and order" on both databases.
+    Column("order_key", String(64), nullable=True),
+    Column("kind", String(8), nullable=False),
+    Column("original_id", String(32), ForeignKey("invoices.id"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("invoice_type", String(16), nullable=False),
+    Column("serial_no", String(20), nullable=False, unique=True),
+    Column("invoice_number", String(20), nullable=True),
+    Column("issued_at", UtcDateTime, nullable=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("buyer", Text, nullable=False),
+    Column("lines", Text, nullable=False),
+    Column("remark", Text, nullable=True),
+    Column("callback_url", Text, nullable=True),
+    Column("total_amount", Money, nullable=False),
+    Column("total_tax", Money, nullable=False),
+    Column("total", Money, nullable=False),
+    Column("total_in_words", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("lease_token", Integer, nullable=False, server_default="0"),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default="0"),
+    Column("reverse_reason", String(32), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("seller_id", "order_key"),
+    Index("ix_invoices_due", "status", "next_attempt_at"),
+    Index("ix_invoices_seller_listing", "seller_id", "id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("seller_id", String(32), ForeignKey("sellers.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(12), nullable=False),  # in_progress | done
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# One row per state change, written in the same transaction as the change. `seq`, `prev_hash`
+# and `hash` belong to the tamper-evident chain (kaipiao.ledger).
+ledger_events = Table(
+    "ledger_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("invoice_id", String(32), nullable=True, index=True),
+    Column("seller_id", String(32), nullable=True),
+    Column("type", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("seq", BigInteger, nullable=True, unique=True),
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
+)
