@@ -72,8 +72,9 @@ def sqlite_copy(template: Path, target: Path) -> str:
 async def truncate_all(url: str) -> None:
     db = Database(url)
     try:
-        async with db.write() as conn:
-            names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
+        await db.write(
+            lambda conn: conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        )
     finally:
         await db.dispose()

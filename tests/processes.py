@@ -97,3 +97,35 @@ def wait_http(url: str, timeout_s: float = 20.0, ok: Sequence[int] = (200,)) -> 
             last = exc
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer in {timeout_s}s: {last}")
+
+
+def start_serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Running:
+    """Start `kaipiao serve` in `cwd` (its default data directory lands there)."""
+    log = cwd / f"serve-{time.monotonic_ns()}.log"
+    command = [*KAIPIAO, "serve", "--port", "0", *args]
+    process_env = clean_env(**(env or {}))
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=process_env, cwd=cwd
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(r"kaipiao listening on (http://\S+)", log.read_text(errors="replace"))
+        if match:
+            return Running(process, match.group(1), log)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"kaipiao serve did not start:\n{log.read_text(errors='replace')}")
+
+
+def kaipiao(
+    *args: str, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run one `kaipiao` CLI command to completion."""
+    return subprocess.run(
+        [*KAIPIAO, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True,
+        check=check, timeout=60,
+    )  # fmt: skip

@@ -140,17 +140,19 @@ async def test_cancel_follows_the_lifecycle(api: Api) -> None:
     in_flight = (await api.post(invoice_body())).json()
     issued = (await api.post(invoice_body())).json()
     now = utcnow()
-    async with api.database.write() as conn:
-        stored = await get_invoice(conn, in_flight["id"])
-        assert stored is not None
-        await transition(conn, stored, Status.ISSUING, now=now, event="claimed")
-        stored = await get_invoice(conn, issued["id"])
-        assert stored is not None
-        await transition(conn, stored, Status.ISSUING, now=now, event="claimed")
-        stored = await get_invoice(conn, issued["id"])
-        assert stored is not None
-        await transition(conn, stored, Status.ISSUED, now=now, event="issued",
-                         fields={"invoice_number": "26311000000000000001"})  # fmt: skip
+
+    def advance(conn: Any) -> None:
+        for invoice_id, target in (
+            (in_flight["id"], Status.ISSUING), (issued["id"], Status.ISSUING),
+            (issued["id"], Status.ISSUED),
+        ):  # fmt: skip
+            stored = get_invoice(conn, invoice_id)
+            assert stored is not None
+            assert transition(conn, stored, target, now=now, event="test",
+                              fields={"invoice_number": "26311000000000000001"}
+                              if target is Status.ISSUED else None)  # fmt: skip
+
+    await api.database.write(advance)
     requested = await api.client.post(f"/v1/invoices/{in_flight['id']}/cancel", headers=api.auth())
     assert requested.status_code == 202
     assert requested.json()["status"] == "issuing" and requested.json()["cancel_requested"]
@@ -170,3 +172,16 @@ async def test_store_outage_is_503_not_500(tmp_path: Any) -> None:
         problem(await c.get("/readyz"), 503, "store_unavailable")
         assert (await c.get("/healthz")).status_code == 200
     await dead.dispose()
+
+
+async def test_unpaired_surrogates_are_invalid_text_not_a_crash(api: Api) -> None:
+    raw = invoice_body()
+    raw["buyer"]["name"] = "\ud800broken"
+    import json as _json
+
+    payload = _json.dumps(raw).encode()  # ensure_ascii keeps the escape: "\ud800"
+    response = await api.client.post(
+        "/v1/invoices", content=payload, headers={**api.auth(), "content-type": "application/json"}
+    )
+    data = problem(response, 422, "invalid_request")
+    assert "surrogate" in data["detail"]

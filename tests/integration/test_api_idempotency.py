@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -15,8 +16,11 @@ from tests.integration.conftest import Api
 
 
 async def invoice_count(api: Api) -> int:
-    async with api.database.read() as conn:
-        return int((await conn.execute(select(func.count()).select_from(invoices))).scalar_one())
+    return int(
+        await api.database.read(
+            lambda conn: conn.execute(select(func.count()).select_from(invoices)).scalar_one()
+        )
+    )
 
 
 async def test_same_key_replays_the_stored_response(api: Api) -> None:
@@ -49,19 +53,21 @@ async def test_in_progress_key_answers_409_until_the_claim_lapses(api: Api) -> N
 
     digest = request_hash(InvoiceCreate.model_validate(body).model_dump(mode="json"))
     now = utcnow()
-    async with api.database.write() as conn:
-        claim = await idempotency.claim(
+    claim = await api.database.write(
+        lambda conn: idempotency.claim(
             conn, api.a.seller.id, "k-busy", digest, now=now - idempotency.CLAIM_LOCK / 2,
             ttl=timedelta(days=7),
-        )  # fmt: skip
+        )
+    )  # fmt: skip
     assert isinstance(claim, idempotency.Claimed)
     busy = await api.post(body, **{"Idempotency-Key": "k-busy"})
     assert busy.status_code == 409 and busy.json()["code"] == "request_in_progress"
     # The holder died: once its lock lapses, a retry takes the claim over and succeeds.
-    async with api.database.write() as conn:
-        await conn.execute(
+    await api.database.write(
+        lambda conn: conn.execute(
             idempotency_keys.update().values(locked_until=now - timedelta(seconds=1))
         )
+    )
     retried = await api.post(body, **{"Idempotency-Key": "k-busy"})
     assert retried.status_code == 202
 
@@ -79,15 +85,17 @@ async def test_failed_request_releases_its_key(api: Api) -> None:
 
 async def test_expired_keys_are_forgotten(api: Api) -> None:
     await api.post(invoice_body("E-1"), **{"Idempotency-Key": "k-old"})
-    async with api.database.write() as conn:
-        await conn.execute(idempotency_keys.update().values(expires_at=utcnow()))
+    await api.database.write(
+        lambda conn: conn.execute(idempotency_keys.update().values(expires_at=utcnow()))
+    )
     fresh = await api.post(invoice_body("E-2"), **{"Idempotency-Key": "k-old"})
     assert fresh.status_code == 202 and fresh.json()["order_id"] == "E-2"
-    async with api.database.write() as conn:
-        await conn.execute(
-            idempotency_keys.update().values(expires_at=utcnow() - timedelta(seconds=1))
-        )
-        assert await idempotency.purge_expired(conn, utcnow()) == 1
+
+    def expire_and_purge(conn: Any) -> int:
+        conn.execute(idempotency_keys.update().values(expires_at=utcnow() - timedelta(seconds=1)))
+        return idempotency.purge_expired(conn, utcnow())
+
+    assert await api.database.write(expire_and_purge) == 1
 
 
 async def test_fifty_parallel_posts_of_one_order_make_one_invoice(api: Api) -> None:

@@ -14,8 +14,11 @@ from tests.integration.conftest import Api
 
 
 async def count(api: Api, table=invoices) -> int:  # type: ignore[no-untyped-def]
-    async with api.database.read() as conn:
-        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+    return int(
+        await api.database.read(
+            lambda conn: conn.execute(select(func.count()).select_from(table)).scalar_one()
+        )
+    )
 
 
 async def test_accepts_prices_and_stores_with_an_event(api: Api) -> None:
@@ -43,9 +46,10 @@ async def test_accepts_prices_and_stores_with_an_event(api: Api) -> None:
     assert len(invoice["serial_no"]) == 20 and invoice["invoice_number"] is None
     fetched = await api.client.get(f"/v1/invoices/{invoice['id']}", headers=api.auth())
     assert fetched.status_code == 200 and fetched.json() == invoice
-    async with api.database.read() as conn:
-        events = (await conn.execute(select(ledger_events))).all()
-        total = (await conn.execute(select(invoices.c.total))).scalar_one()
+    events = await api.database.read(lambda conn: conn.execute(select(ledger_events)).all())
+    total = await api.database.read(
+        lambda conn: conn.execute(select(invoices.c.total)).scalar_one()
+    )
     assert [e.type for e in events] == ["accepted"]
     assert json.loads(events[0].payload)["serial_no"] == invoice["serial_no"]
     assert total == Decimal("1234.50") and isinstance(total, Decimal)

@@ -117,3 +117,23 @@ def test_reverse_lines_negate_money_and_quantity() -> None:
     assert [line.money.amount for line in red] == [Decimal("-1000.00"), Decimal("-21.00")]
     assert [line.request.quantity for line in red] == [Decimal("-2"), Decimal("-2")]
     assert [line.request.unit_price for line in red] == [Decimal("500"), Decimal("10.5")]
+
+
+def test_amounts_beyond_any_real_invoice_are_refused_not_crashed() -> None:
+    huge = replace(LINE, quantity=Decimal("506827943093314727474950196094658"))
+    assert problems(replace(REQUEST, lines=(huge,))) == [
+        ("invalid_amount", ("lines", 0, "quantity"))
+    ]
+    big = replace(LINE, quantity=Decimal("999999999999"), unit_price=Decimal("999999999999"))
+    assert problems(replace(REQUEST, lines=(big,))) == [("invalid_amount", ("lines",))]
+
+
+def test_largest_line_is_computed_exactly() -> None:
+    line = replace(
+        LINE, quantity=Decimal("999.99999999"), unit_price=Decimal("999999.99999999"),
+        tax_rate="0.13",
+    )  # fmt: skip
+    priced = price_invoice(replace(REQUEST, lines=(line,)), SellerPolicy())
+    # 999.99999999 × 999999.99999999 = 999999999.98999000000001 → 999999999.99
+    assert priced.lines[0].money.amount == Decimal("999999999.99")
+    assert priced.lines[0].money.tax == Decimal("130000000.00")

@@ -45,8 +45,7 @@ async def principal(request: Request) -> Principal:
     state = request.app.state
     found: Principal | None = state.key_cache.get(key_hash)
     if found is None:
-        async with state.database.read() as conn:
-            found = await find_principal(conn, key_hash)
+        found = await state.database.read(lambda conn: find_principal(conn, key_hash))
         if found is None:
             raise Problem("unauthorized", "unknown or revoked API key", headers=challenge)
         state.key_cache.put(key_hash, found)

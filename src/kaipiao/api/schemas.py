@@ -10,9 +10,17 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from kaipiao.domain.invoice import Buyer, InvoiceRequest, InvoiceType, LineRequest
+from kaipiao.domain.rates import RATES
 from kaipiao.store.invoices import StoredInvoice
 
 
@@ -41,6 +49,20 @@ DecimalStr = Annotated[
 Text = Annotated[str, Field(max_length=200)]
 
 
+def _no_surrogates(value: Any, path: str = "") -> None:
+    """JSON can carry lone UTF-16 surrogates (\\ud800); no store or platform can keep them."""
+    if isinstance(value, str):
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            raise ValueError(f"{path or 'a string'} contains an unpaired surrogate (invalid text)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_surrogates(key, path)
+            _no_surrogates(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _no_surrogates(item, f"{path}.{index}")
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -57,7 +79,15 @@ class BuyerCreate(_In):
 
 class LineCreate(_In):
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    tax_code: Annotated[str, Field(description="19-digit tax classification code")]
+    # Documented, not enforced here: the domain rules check them and answer with specific codes
+    # (invalid_tax_code, invalid_tax_rate) rather than a generic schema error.
+    tax_code: Annotated[
+        str,
+        Field(
+            description="19-digit tax classification code",
+            json_schema_extra={"pattern": "^[0-9]{19}$"},
+        ),
+    ]
     spec: Text | None = None
     unit: Annotated[str, Field(max_length=20)] | None = None
     quantity: DecimalStr
@@ -65,8 +95,8 @@ class LineCreate(_In):
     tax_rate: Annotated[
         str,
         Field(
-            description='"0.13", "0.09", "0.06", "0.05", "0.03", "0.01", "0", '
-            '"exempt" or "non_taxable"'
+            description="VAT rate, or exempt (免税) / non_taxable (不征税)",
+            json_schema_extra={"enum": [rate.code for rate in RATES]},
         ),
     ]
     price_includes_tax: bool = False
@@ -81,6 +111,12 @@ class InvoiceCreate(_In):
     lines: Annotated[list[LineCreate], Field(min_length=1, max_length=2000)]
     remark: Annotated[str, Field(max_length=200)] | None = None
     callback_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://")] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        _no_surrogates(data)
+        return data
 
     def to_domain(self) -> InvoiceRequest:
         return InvoiceRequest(

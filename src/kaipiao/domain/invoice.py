@@ -20,6 +20,8 @@ from kaipiao.domain.errors import (
     InvalidInvoice,
 )
 from kaipiao.domain.money import (
+    MAX_INVOICE_TOTAL,
+    MAX_QUANTITY_OR_PRICE,
     PRICE_PLACES,
     LineMoney,
     Totals,
@@ -113,6 +115,8 @@ def _check_line(index: int, line: LineRequest, out: list[FieldProblem]) -> Price
     for name, value in (("quantity", line.quantity), ("unit_price", line.unit_price)):
         if not value.is_finite():
             out.append(FieldProblem("invalid_amount", (*loc, name), f"{name} must be a number"))
+        elif abs(value) >= MAX_QUANTITY_OR_PRICE:
+            out.append(FieldProblem("invalid_amount", (*loc, name), f"{name} must be below 10^12"))
         elif decimal_places(value) > PRICE_PLACES:
             out.append(
                 FieldProblem(
@@ -197,6 +201,10 @@ def price_invoice(request: InvoiceRequest, policy: SellerPolicy) -> PricedInvoic
         raise InvalidInvoice(problems)
     lines = tuple(p for p in priced if p is not None)
     totals = sum_lines(p.money for p in lines)
+    if abs(totals.total) >= MAX_INVOICE_TOTAL:
+        raise InvalidInvoice(
+            [FieldProblem("invalid_amount", ("lines",), "the invoice total must be below 10^15")]
+        )
     if policy.invoice_limit is not None and totals.total > policy.invoice_limit:
         raise ExceedsInvoiceLimit(
             f"invoice total {totals.total} exceeds the seller's limit {policy.invoice_limit}"

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from kaipiao.domain.rates import TaxRate
 
 CENT = Decimal("0.01")
 PRICE_PLACES = 8
 PLATFORM_TOLERANCE = Decimal("0.06")
+# Bounds far above any real invoice (single-invoice limits are millions of yuan) that keep every
+# product exact: 12 + 8 digits in, 40 digits of precision while computing.
+MAX_QUANTITY_OR_PRICE = Decimal("1e12")
+MAX_INVOICE_TOTAL = Decimal("1e15")
+_PRECISION = 60
 
 
 def round_cents(value: Decimal) -> Decimal:
@@ -48,14 +53,20 @@ class LineMoney:
 def price_line(
     quantity: Decimal, unit_price: Decimal, rate: TaxRate, *, price_includes_tax: bool
 ) -> LineMoney:
-    """Compute a line's amount and tax from quantity, unit price and rate."""
-    extended = round_cents(quantity * unit_price)
-    if rate.zero_tax:
-        return LineMoney(amount=extended, tax=Decimal("0.00"))
-    if price_includes_tax:
-        amount = round_cents(extended / (1 + rate.rate))
-        return LineMoney(amount=amount, tax=extended - amount)
-    return LineMoney(amount=extended, tax=round_cents(extended * rate.rate))
+    """Compute a line's amount and tax from quantity, unit price and rate.
+
+    Exact for |quantity|, |unit_price| < MAX_QUANTITY_OR_PRICE: the products are computed with
+    enough precision that the only rounding is the half-up rounding to cents.
+    """
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        extended = round_cents(quantity * unit_price)
+        if rate.zero_tax:
+            return LineMoney(amount=extended, tax=Decimal("0.00"))
+        if price_includes_tax:
+            amount = round_cents(extended / (1 + rate.rate))
+            return LineMoney(amount=amount, tax=extended - amount)
+        return LineMoney(amount=extended, tax=round_cents(extended * rate.rate))
 
 
 def within_platform_tolerance(amount: Decimal, tax: Decimal, rate: TaxRate) -> bool:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kaipiao.domain.codes import new_serial_no
 from kaipiao.domain.invoice import InvoiceRequest, PricedInvoice, price_invoice
@@ -100,10 +100,10 @@ def _new_row(seller: Seller, priced: PricedInvoice, digest: str, now: datetime) 
     }
 
 
-async def _existing_order(
-    conn: AsyncConnection, seller: Seller, order_id: str, digest: str
+def _existing_order(
+    conn: Connection, seller: Seller, order_id: str, digest: str
 ) -> repo.StoredInvoice | None:
-    existing = await repo.find_blue_by_order(conn, seller.id, order_id)
+    existing = repo.find_blue_by_order(conn, seller.id, order_id)
     if existing is not None and existing.request_hash != digest:
         raise Conflict(
             f"order {order_id!r} already has invoice {existing.id} with a different request",
@@ -112,40 +112,54 @@ async def _existing_order(
     return existing
 
 
-async def _accept(
-    db: Database,
-    seller: Seller,
-    priced: PricedInvoice,
-    digest: str,
-    render: Render,
-    key: str | None,
+def _complete_key(conn: Connection, seller: Seller, key: str | None, answer: Answer) -> None:
+    if key is not None:
+        idempotency.complete(
+            conn, seller.id, key, status=answer.status,
+            body=json.dumps(answer.body, ensure_ascii=False),
+        )  # fmt: skip
+
+
+def _insert_new(
+    seller: Seller, priced: PricedInvoice, digest: str, render: Render, key: str | None,
     now: datetime,
-) -> Answer:
-    async with db.write() as conn:
-        existing = await _existing_order(conn, seller, priced.request.order_id, digest)
-        if existing is not None:
-            answer = Answer(200, render(existing))
-        else:
-            row = _new_row(seller, priced, digest, now)
-            await repo.insert_invoice(conn, row)
-            await append_event(
-                conn, invoice_id=row["id"], seller_id=seller.id, type="accepted",
-                payload={
-                    "order_id": row["order_id"], "serial_no": row["serial_no"],
-                    "request_hash": digest, "total": row["total"],
-                    "warnings": list(priced.warnings),
-                },
-                now=now,
-            )  # fmt: skip
-            stored = await repo.get_invoice(conn, row["id"])
-            assert stored is not None
-            answer = Answer(202, render(stored))
-        if key is not None:
-            await idempotency.complete(
-                conn, seller.id, key, status=answer.status,
-                body=json.dumps(answer.body, ensure_ascii=False),
-            )  # fmt: skip
+) -> Callable[[Connection], Answer]:  # fmt: skip
+    """The unit of work that stores a new invoice and its first event.
+
+    It does not look for the order first: the unique (seller, order) constraint refuses a second
+    invoice, the unit is rolled back alone, and the caller then runs `_find_existing`."""
+
+    def work(conn: Connection) -> Answer:
+        row = _new_row(seller, priced, digest, now)
+        stored = repo.insert_invoice(conn, row)
+        append_event(
+            conn, invoice_id=row["id"], seller_id=seller.id, type="accepted",
+            payload={
+                "order_id": row["order_id"], "serial_no": row["serial_no"],
+                "request_hash": digest, "total": row["total"],
+                "warnings": list(priced.warnings),
+            },
+            now=now,
+        )  # fmt: skip
+        answer = Answer(202, render(stored))
+        _complete_key(conn, seller, key, answer)
         return answer
+
+    return work
+
+
+def _find_existing(
+    seller: Seller, order_id: str, digest: str, render: Render, key: str | None
+) -> Callable[[Connection], Answer | None]:
+    def work(conn: Connection) -> Answer | None:
+        existing = _existing_order(conn, seller, order_id, digest)
+        if existing is None:
+            return None
+        answer = Answer(200, render(existing))
+        _complete_key(conn, seller, key, answer)
+        return answer
+
+    return work
 
 
 async def submit_invoice(
@@ -166,11 +180,13 @@ async def submit_invoice(
     """
     priced = price_invoice(request, seller.policy())
     digest = request_hash(body)
-    if idempotency_key is not None:
-        async with db.write() as conn:
-            claim = await idempotency.claim(
-                conn, seller.id, idempotency_key, digest, now=now, ttl=idempotency_ttl
+    key = idempotency_key
+    if key is not None:
+        claim = await db.write(
+            lambda conn: idempotency.claim(
+                conn, seller.id, key, digest, now=now, ttl=idempotency_ttl
             )
+        )
         if isinstance(claim, idempotency.Replay):
             return Answer(claim.status, json.loads(claim.body))
         if isinstance(claim, idempotency.Reused):
@@ -182,23 +198,27 @@ async def submit_invoice(
                 "a request with this Idempotency-Key is still being processed",
                 "request_in_progress",
             )
+    insert_new = _insert_new(seller, priced, digest, render, key, now)
+    find = _find_existing(seller, request.order_id, digest, render, key)
     try:
-        try:
-            return await _accept(db, seller, priced, digest, render, idempotency_key, now)
-        except IntegrityError:
-            # Another request for the same order committed first (unique seller + order):
-            # answer with its invoice, or order_conflict if the bodies differ.
-            return await _accept(db, seller, priced, digest, render, idempotency_key, now)
+        for _ in range(3):
+            try:
+                return await db.write(insert_new)
+            except IntegrityError:
+                # The order has its invoice already (perhaps committed a moment ago by a
+                # concurrent duplicate): answer with it, or order_conflict if the bodies differ.
+                found = await db.write(find)
+                if found is not None:
+                    return found
+        raise Conflict("the order kept changing; retry", "request_in_progress")
     except BaseException:
-        if idempotency_key is not None:
-            async with db.write() as conn:
-                await idempotency.release(conn, seller.id, idempotency_key)
+        if key is not None:
+            await db.write(lambda conn: idempotency.release(conn, seller.id, key))
         raise
 
 
 async def get_invoice(db: Database, seller: Seller, invoice_id: str) -> repo.StoredInvoice:
-    async with db.read() as conn:
-        invoice = await repo.get_invoice(conn, invoice_id, seller_id=seller.id)
+    invoice = await db.read(lambda conn: repo.get_invoice(conn, invoice_id, seller_id=seller.id))
     if invoice is None:
         raise NotFound(f"no invoice {invoice_id}")
     return invoice
@@ -214,29 +234,27 @@ async def list_invoices(
     limit: int,
 ) -> tuple[list[repo.StoredInvoice], str | None]:
     """A page, newest first, and the cursor of the next page (None on the last)."""
-    async with db.read() as conn:
-        page = await repo.list_invoices(
+    page = await db.read(
+        lambda conn: repo.list_invoices(
             conn, seller.id, order_id=order_id, status=status, before_id=cursor, limit=limit + 1
         )
+    )
     more = len(page) > limit
     page = page[:limit]
     return page, (page[-1].id if more and page else None)
 
 
-async def cancel_invoice(
-    db: Database, seller: Seller, invoice_id: str, *, now: datetime
-) -> repo.StoredInvoice:
-    """Cancel before the platform has it. Returns the invoice (cancelled, or issuing with
-    `cancel_requested`: a call may be in flight, so it will be reversed if it was issued).
-    Raises NotFound, or Conflict already_issued / not_cancellable."""
-    async with db.write() as conn:
-        invoice = await repo.get_invoice(conn, invoice_id, seller_id=seller.id, lock=True)
+def _cancel(
+    seller: Seller, invoice_id: str, now: datetime
+) -> Callable[[Connection], repo.StoredInvoice]:
+    def work(conn: Connection) -> repo.StoredInvoice:
+        invoice = repo.get_invoice(conn, invoice_id, seller_id=seller.id, lock=True)
         if invoice is None:
             raise NotFound(f"no invoice {invoice_id}")
         if invoice.status is Status.CANCELLED:
             return invoice
         if invoice.status is Status.QUEUED:
-            done = await repo.transition(
+            done = repo.transition(
                 conn, invoice, Status.CANCELLED, now=now, event="cancelled",
                 fields={"lease_owner": None, "lease_expires_at": None, "next_attempt_at": None},
             )  # fmt: skip
@@ -244,7 +262,7 @@ async def cancel_invoice(
                 raise Conflict("the invoice changed meanwhile; try again", "request_in_progress")
         elif invoice.status in (Status.ISSUING, Status.ATTENTION):
             if not invoice.cancel_requested:
-                await repo.mark(
+                repo.mark(
                     conn, invoice, now=now, event="cancel_requested",
                     fields={"cancel_requested": True},
                 )  # fmt: skip
@@ -254,6 +272,17 @@ async def cancel_invoice(
             )
         else:
             raise Conflict(f"a {invoice.status} invoice cannot be cancelled", "not_cancellable")
-        updated = await repo.get_invoice(conn, invoice_id)
+        updated = repo.get_invoice(conn, invoice_id)
         assert updated is not None
         return updated
+
+    return work
+
+
+async def cancel_invoice(
+    db: Database, seller: Seller, invoice_id: str, *, now: datetime
+) -> repo.StoredInvoice:
+    """Cancel before the platform has it. Returns the invoice (cancelled, or issuing with
+    `cancel_requested`: a call may be in flight, so it will be reversed if it was issued).
+    Raises NotFound, or Conflict already_issued / not_cancellable."""
+    return await db.write(_cancel(seller, invoice_id, now))

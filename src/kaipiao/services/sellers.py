@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy.engine import Connection
+
 from kaipiao.domain.codes import is_region
 from kaipiao.domain.credit_code import CheckMode, validate_tax_id
 from kaipiao.domain.errors import DomainError
@@ -70,33 +72,36 @@ async def add_seller(
         created_at=now,
     )
     api_key = ids.new_api_key()
-    async with db.write() as conn:
-        if await repo.find_seller_by_tax_id(conn, tax_id) is not None:
+
+    def work(conn: Connection) -> None:
+        if repo.find_seller_by_tax_id(conn, tax_id) is not None:
             raise Conflict(f"a seller with tax id {tax_id} exists", "seller_exists")
-        await repo.insert_seller(conn, seller)
-        await repo.insert_api_key(
+        repo.insert_seller(conn, seller)
+        repo.insert_api_key(
             conn, key_id=ids.key_id(), seller_id=seller.id, key_hash=hash_key(api_key),
             prefix=api_key[:8], is_admin=False, now=now,
         )  # fmt: skip
+
+    await db.write(work)
     return NewSeller(seller, api_key)
 
 
 async def add_admin_key(db: Database, *, now: datetime) -> str:
     """An operator key: sees operational status, belongs to no seller."""
     api_key = ids.new_api_key()
-    async with db.write() as conn:
-        await repo.insert_api_key(
+    await db.write(
+        lambda conn: repo.insert_api_key(
             conn, key_id=ids.key_id(), seller_id=None, key_hash=hash_key(api_key),
             prefix=api_key[:8], is_admin=True, now=now,
-        )  # fmt: skip
+        )
+    )  # fmt: skip
     return api_key
 
 
 async def list_sellers(db: Database) -> list[Seller]:
-    async with db.read() as conn:
-        return await repo.list_sellers(conn)
+    return await db.read(repo.list_sellers)
 
 
 async def authenticate(db: Database, api_key: str) -> repo.Principal | None:
-    async with db.read() as conn:
-        return await repo.find_principal(conn, hash_key(api_key))
+    digest = hash_key(api_key)
+    return await db.read(lambda conn: repo.find_principal(conn, digest))

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from kaipiao.store.tables import ledger_events
 
@@ -25,14 +25,17 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot put {type(value).__name__} in a ledger payload")
 
 
+_INSERT = insert(ledger_events)
+
+
 def canonical_json(payload: dict[str, Any]) -> str:
     return json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
     )
 
 
-async def append_event(
-    conn: AsyncConnection,
+def append_event(
+    conn: Connection,
     *,
     invoice_id: str | None,
     seller_id: str | None,
@@ -41,19 +44,20 @@ async def append_event(
     now: datetime,
 ) -> None:
     """Append one event; call it inside the transaction that makes the change it records."""
-    await conn.execute(
-        insert(ledger_events).values(
-            invoice_id=invoice_id,
-            seller_id=seller_id,
-            type=type,
-            payload=canonical_json(payload),
-            created_at=now,
-        )
+    conn.execute(
+        _INSERT,
+        {
+            "invoice_id": invoice_id,
+            "seller_id": seller_id,
+            "type": type,
+            "payload": canonical_json(payload),
+            "created_at": now,
+        },
     )
 
 
-async def events_for(conn: AsyncConnection, invoice_id: str) -> list[dict[str, Any]]:
-    rows = await conn.execute(
+def events_for(conn: Connection, invoice_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
         select(ledger_events)
         .where(ledger_events.c.invoice_id == invoice_id)
         .order_by(ledger_events.c.id)

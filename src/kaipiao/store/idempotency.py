@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from kaipiao.store.tables import idempotency_keys as keys
 
@@ -44,8 +44,8 @@ class InProgress:
 ClaimResult = Claimed | Replay | Reused | InProgress
 
 
-async def claim(
-    conn: AsyncConnection,
+def claim(
+    conn: Connection,
     seller_id: str,
     key: str,
     request_hash: str,
@@ -63,18 +63,18 @@ async def claim(
         "expires_at": now + ttl,
     }
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    inserted = await conn.execute(dialect_insert(keys).values(**values).on_conflict_do_nothing())
+    inserted = conn.execute(dialect_insert(keys).values(**values).on_conflict_do_nothing())
     if inserted.rowcount == 1:
         return Claimed()
     row = (
-        await conn.execute(select(keys).where(keys.c.seller_id == seller_id, keys.c.key == key))
+        conn.execute(select(keys).where(keys.c.seller_id == seller_id, keys.c.key == key))
     ).first()
     if row is None:  # deleted in between (released): try once more next time
         return InProgress()
     expired = row.expires_at <= now
     stale = row.state == "in_progress" and row.locked_until is not None and row.locked_until <= now
     if expired or (stale and row.request_hash == request_hash):
-        taken = await conn.execute(
+        taken = conn.execute(
             update(keys)
             .where(
                 keys.c.seller_id == seller_id,
@@ -92,25 +92,23 @@ async def claim(
     return InProgress()
 
 
-async def complete(
-    conn: AsyncConnection, seller_id: str, key: str, *, status: int, body: str
-) -> None:
-    await conn.execute(
+def complete(conn: Connection, seller_id: str, key: str, *, status: int, body: str) -> None:
+    conn.execute(
         update(keys)
         .where(keys.c.seller_id == seller_id, keys.c.key == key)
         .values(state="done", locked_until=None, response_status=status, response_body=body)
     )
 
 
-async def release(conn: AsyncConnection, seller_id: str, key: str) -> None:
+def release(conn: Connection, seller_id: str, key: str) -> None:
     """Give a claim back (the request failed without effect), so the key can be used again."""
-    await conn.execute(
+    conn.execute(
         delete(keys).where(
             keys.c.seller_id == seller_id, keys.c.key == key, keys.c.state == "in_progress"
         )
     )
 
 
-async def purge_expired(conn: AsyncConnection, now: datetime) -> int:
-    result = await conn.execute(delete(keys).where(keys.c.expires_at <= now))
+def purge_expired(conn: Connection, now: datetime) -> int:
+    result = conn.execute(delete(keys).where(keys.c.expires_at <= now))
     return int(result.rowcount)

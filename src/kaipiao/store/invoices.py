@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Kind, Status, ensure_transition
 from kaipiao.store.events import append_event
@@ -66,17 +66,34 @@ class StoredInvoice:
         return cls(**data)
 
 
-async def insert_invoice(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    """Insert one invoice row; `buyer` and `lines` are given as Python objects."""
-    row = dict(values)
-    row["buyer"] = json.dumps(row["buyer"], ensure_ascii=False, sort_keys=True)
-    row["lines"] = json.dumps(row["lines"], ensure_ascii=False)
-    row["order_key"] = row["order_id"] if row["kind"] == Kind.BLUE else None
-    await conn.execute(insert(invoices).values(**row))
+_INSERT = insert(invoices)
+_DEFAULTS: dict[str, Any] = {
+    "invoice_number": None, "issued_at": None, "remark": None, "callback_url": None,
+    "lease_owner": None, "lease_expires_at": None, "lease_token": 0, "error_code": None,
+    "error_message": None, "cancel_requested": False, "reverse_reason": None,
+    "original_id": None, "attempts": 0, "next_attempt_at": None,
+}  # fmt: skip
 
 
-async def get_invoice(
-    conn: AsyncConnection, invoice_id: str, *, seller_id: str | None = None, lock: bool = False
+def insert_invoice(conn: Connection, values: dict[str, Any]) -> StoredInvoice:
+    """Insert one invoice row (`buyer` and `lines` as Python objects) and return it as stored.
+
+    One prebuilt statement for every row, so SQLAlchemy compiles it once."""
+    row = {**_DEFAULTS, **values}
+    row["kind"] = Kind(row["kind"])
+    row["status"] = Status(row["status"])
+    params = dict(row)
+    params["kind"] = row["kind"].value
+    params["status"] = row["status"].value
+    params["buyer"] = json.dumps(row["buyer"], ensure_ascii=False, sort_keys=True)
+    params["lines"] = json.dumps(row["lines"], ensure_ascii=False)
+    params["order_key"] = row["order_id"] if row["kind"] is Kind.BLUE else None
+    conn.execute(_INSERT, params)
+    return StoredInvoice(**row)
+
+
+def get_invoice(
+    conn: Connection, invoice_id: str, *, seller_id: str | None = None, lock: bool = False
 ) -> StoredInvoice | None:
     """The invoice, or None; with `seller_id`, another seller's invoice is None too."""
     query = select(invoices).where(invoices.c.id == invoice_id)
@@ -84,22 +101,20 @@ async def get_invoice(
         query = query.where(invoices.c.seller_id == seller_id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     return StoredInvoice.from_row(row) if row else None
 
 
-async def find_blue_by_order(
-    conn: AsyncConnection, seller_id: str, order_id: str
-) -> StoredInvoice | None:
+def find_blue_by_order(conn: Connection, seller_id: str, order_id: str) -> StoredInvoice | None:
     query = select(invoices).where(
         invoices.c.seller_id == seller_id, invoices.c.order_key == order_id
     )
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     return StoredInvoice.from_row(row) if row else None
 
 
-async def list_invoices(
-    conn: AsyncConnection,
+def list_invoices(
+    conn: Connection,
     seller_id: str,
     *,
     order_id: str | None = None,
@@ -115,12 +130,12 @@ async def list_invoices(
         query = query.where(invoices.c.status == status.value)
     if before_id is not None:
         query = query.where(invoices.c.id < before_id)
-    rows = await conn.execute(query.order_by(invoices.c.id.desc()).limit(limit))
+    rows = conn.execute(query.order_by(invoices.c.id.desc()).limit(limit))
     return [StoredInvoice.from_row(row) for row in rows]
 
 
-async def transition(
-    conn: AsyncConnection,
+def transition(
+    conn: Connection,
     invoice: StoredInvoice,
     target: Status,
     *,
@@ -137,10 +152,10 @@ async def transition(
     if lease_token is not None:
         condition.append(invoices.c.lease_token == lease_token)
     values = {"status": target.value, "updated_at": now, **(fields or {})}
-    result = await conn.execute(update(invoices).where(*condition).values(**values))
+    result = conn.execute(update(invoices).where(*condition).values(**values))
     if result.rowcount != 1:
         return False
-    await append_event(
+    append_event(
         conn,
         invoice_id=invoice.id,
         seller_id=invoice.seller_id,
@@ -151,8 +166,8 @@ async def transition(
     return True
 
 
-async def mark(
-    conn: AsyncConnection,
+def mark(
+    conn: Connection,
     invoice: StoredInvoice,
     *,
     now: datetime,
@@ -161,14 +176,14 @@ async def mark(
     payload: dict[str, Any] | None = None,
 ) -> bool:
     """Change fields without a status change (e.g. cancel requested), guarded the same way."""
-    result = await conn.execute(
+    result = conn.execute(
         update(invoices)
         .where(invoices.c.id == invoice.id, invoices.c.status == invoice.status.value)
         .values(updated_at=now, **fields)
     )
     if result.rowcount != 1:
         return False
-    await append_event(
+    append_event(
         conn, invoice_id=invoice.id, seller_id=invoice.seller_id, type=event,
         payload=payload or {}, now=now,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Alembic migrations, run from code (`kaipiao migrate`, `kaipiao serve`) on the async engine."""
+"""Alembic migrations, run from code (`kaipiao migrate`, `kaipiao serve`)."""
 
 from __future__ import annotations
 
@@ -29,16 +29,15 @@ async def upgrade(database: Database, revision: str = "head") -> None:
     def run(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    async with database.write() as conn:
-        await conn.run_sync(run)
+    await database.exclusive(run)
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 async def current_revision(database: Database) -> str | None:
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
-
-    async with database.read() as conn:
-        return await conn.run_sync(read)
+    return await database.read(_revision)
 
 
 async def is_current(database: Database) -> bool:

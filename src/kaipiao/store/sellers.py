@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from kaipiao.domain.credit_code import CheckMode
 from kaipiao.domain.sellers import Seller
@@ -40,8 +40,8 @@ def _seller(row: Any) -> Seller:
     )
 
 
-async def insert_seller(conn: AsyncConnection, seller: Seller) -> None:
-    await conn.execute(
+def insert_seller(conn: Connection, seller: Seller) -> None:
+    conn.execute(
         insert(sellers).values(
             id=seller.id,
             name=seller.name,
@@ -57,8 +57,8 @@ async def insert_seller(conn: AsyncConnection, seller: Seller) -> None:
     )
 
 
-async def insert_api_key(
-    conn: AsyncConnection,
+def insert_api_key(
+    conn: Connection,
     *,
     key_id: str,
     seller_id: str | None,
@@ -67,7 +67,7 @@ async def insert_api_key(
     is_admin: bool,
     now: datetime,
 ) -> None:
-    await conn.execute(
+    conn.execute(
         insert(api_keys).values(
             id=key_id,
             seller_id=seller_id,
@@ -79,24 +79,24 @@ async def insert_api_key(
     )
 
 
-async def find_principal(conn: AsyncConnection, key_hash: str) -> Principal | None:
+def find_principal(conn: Connection, key_hash: str) -> Principal | None:
     query = (
         select(api_keys.c.id.label("key_id"), api_keys.c.is_admin.label("key_is_admin"), sellers)
         .select_from(api_keys.outerjoin(sellers, api_keys.c.seller_id == sellers.c.id))
         .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
     )
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     if row is None:
         return None
     seller = _seller(row) if row.tax_id is not None else None
     return Principal(key_id=row.key_id, seller=seller, is_admin=bool(row.key_is_admin))
 
 
-async def list_sellers(conn: AsyncConnection) -> list[Seller]:
-    rows = await conn.execute(select(sellers).order_by(sellers.c.created_at, sellers.c.id))
+def list_sellers(conn: Connection) -> list[Seller]:
+    rows = conn.execute(select(sellers).order_by(sellers.c.created_at, sellers.c.id))
     return [_seller(row) for row in rows]
 
 
-async def find_seller_by_tax_id(conn: AsyncConnection, tax_id: str) -> Seller | None:
-    row = (await conn.execute(select(sellers).where(sellers.c.tax_id == tax_id))).first()
+def find_seller_by_tax_id(conn: Connection, tax_id: str) -> Seller | None:
+    row = (conn.execute(select(sellers).where(sellers.c.tax_id == tax_id))).first()
     return _seller(row) if row else None
