@@ -72,6 +72,7 @@ def _new_row(seller: Seller, priced: PricedInvoice, digest: str, now: datetime) 
         "seller_id": seller.id,
         "order_id": request.order_id,
         "kind": Kind.BLUE,
+        "region": seller.region,
         "original_id": None,
         "status": Status.QUEUED,
         "invoice_type": request.invoice_type.value,

@@ -63,3 +63,22 @@ def events_for(conn: Connection, invoice_id: str) -> list[dict[str, Any]]:
         .order_by(ledger_events.c.id)
     )
     return [dict(row._mapping) for row in rows]
+
+
+def append_events(conn: Connection, events: list[dict[str, Any]], *, now: datetime) -> None:
+    """Append several events in one statement (`invoice_id`, `seller_id`, `type`, `payload`)."""
+    if not events:
+        return
+    conn.execute(
+        _INSERT,
+        [
+            {
+                "invoice_id": e["invoice_id"],
+                "seller_id": e["seller_id"],
+                "type": e["type"],
+                "payload": canonical_json(e["payload"]),
+                "created_at": now,
+            }
+            for e in events
+        ],
+    )

@@ -27,6 +27,7 @@ class StoredInvoice:
     seller_id: str
     order_id: str
     kind: Kind
+    region: str
     original_id: str | None
     status: Status
     invoice_type: str

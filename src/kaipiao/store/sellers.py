@@ -100,3 +100,8 @@ def list_sellers(conn: Connection) -> list[Seller]:
 def find_seller_by_tax_id(conn: Connection, tax_id: str) -> Seller | None:
     row = (conn.execute(select(sellers).where(sellers.c.tax_id == tax_id))).first()
     return _seller(row) if row else None
+
+
+def get_seller(conn: Connection, seller_id: str) -> Seller | None:
+    row = conn.execute(select(sellers).where(sellers.c.id == seller_id)).first()
+    return _seller(row) if row else None

@@ -71,6 +71,8 @@ invoices = Table(
     # constraint below holds "one blue invoice per seller and order" on both databases.
     Column("order_key", String(64), nullable=True),
     Column("kind", String(8), nullable=False),
+    # The seller's province at intake: workers skip regions whose circuit breaker is open.
+    Column("region", String(2), nullable=False, server_default="31"),
     Column("original_id", String(32), ForeignKey("invoices.id"), nullable=True),
     Column("status", String(16), nullable=False),
     Column("invoice_type", String(16), nullable=False),
@@ -130,4 +132,13 @@ ledger_events = Table(
     Column("seq", BigInteger, nullable=True, unique=True),
     Column("prev_hash", String(64), nullable=True),
     Column("hash", String(64), nullable=True),
+)
+
+# Per-seller platform quota as a token bucket shared by every worker process.
+seller_quota = Table(
+    "seller_quota",
+    metadata,
+    Column("seller_id", String(32), ForeignKey("sellers.id"), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -1,0 +1,1 @@
+"""The issuing engine: workers, dispatch limits, circuit breakers, retries, compensation."""

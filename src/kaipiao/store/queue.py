@@ -1,0 +1,180 @@
+"""The invoices table as a work queue: claiming due invoices under a lease, renewing, releasing,
+and writing results fenced by the lease token.
+
+An invoice is due when it is `queued` and its `next_attempt_at` has come, or `issuing` with no
+live lease (a pending invoice waiting for its next poll, or one whose worker died) and its time
+has come. Claiming takes a lease (`lease_owner`, `lease_expires_at`) and bumps `lease_token`;
+every later write names the token it holds, so a worker whose lease expired and was taken over
+cannot overwrite the new owner's work (fencing). PostgreSQL claims with FOR UPDATE SKIP LOCKED,
+so concurrent workers never wait for, or take, each other's rows; SQLite has one writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Connection
+
+from kaipiao.domain.lifecycle import Status, ensure_transition
+from kaipiao.store.events import append_event, append_events
+from kaipiao.store.invoices import StoredInvoice
+from kaipiao.store.tables import invoices
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed invoice, with the status it had before the claim and the token it holds."""
+
+    invoice: StoredInvoice
+    previous: Status
+    token: int
+
+    @property
+    def must_query_first(self) -> bool:
+        """A call may already have reached the platform: ask it before sending anything."""
+        return self.previous is Status.ISSUING or self.invoice.attempts > 1
+
+
+def claim_due(
+    conn: Connection,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    skip_regions: Sequence[str] = (),
+) -> list[Claimed]:
+    c = invoices.c
+    due = or_(
+        and_(c.status == Status.QUEUED.value, c.next_attempt_at <= now),
+        and_(
+            c.status == Status.ISSUING.value,
+            c.next_attempt_at <= now,
+            or_(c.lease_expires_at.is_(None), c.lease_expires_at < now),
+        ),
+    )
+    query = select(c.id, c.status).where(due)
+    if skip_regions:
+        query = query.where(c.region.not_in(list(skip_regions)))
+    query = query.order_by(c.next_attempt_at).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    found = conn.execute(query).all()
+    if not found:
+        return []
+    previous = {row.id: Status(row.status) for row in found}
+    rows = conn.execute(
+        update(invoices)
+        .where(c.id.in_(list(previous)))
+        .values(
+            status=Status.ISSUING.value,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            lease_token=c.lease_token + 1,
+            attempts=c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*invoices.c)
+    ).all()
+    claimed = [
+        Claimed(StoredInvoice.from_row(row), previous[row.id], row.lease_token) for row in rows
+    ]
+    append_events(
+        conn,
+        [
+            {
+                "invoice_id": item.invoice.id,
+                "seller_id": item.invoice.seller_id,
+                "type": "claimed",
+                "payload": {
+                    "from": item.previous.value,
+                    "to": Status.ISSUING.value,
+                    "owner": owner,
+                    "attempt": item.invoice.attempts,
+                    "token": item.token,
+                },
+            }
+            for item in claimed
+        ],
+        now=now,
+    )
+    return claimed
+
+
+def renew_leases(conn: Connection, *, owner: str, ids: Sequence[str], until: datetime) -> int:
+    """Extend this worker's leases on `ids` (those it still holds)."""
+    if not ids:
+        return 0
+    result = conn.execute(
+        update(invoices)
+        .where(
+            invoices.c.id.in_(list(ids)),
+            invoices.c.lease_owner == owner,
+            invoices.c.status == Status.ISSUING.value,
+        )
+        .values(lease_expires_at=until)
+    )
+    return int(result.rowcount)
+
+
+def settle(
+    conn: Connection,
+    claimed: Claimed,
+    target: Status,
+    *,
+    now: datetime,
+    event: str,
+    fields: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+) -> StoredInvoice | None:
+    """Write a result for a claimed invoice if its lease is still ours: status, fields, lease
+    cleared, one event. None (nothing written) if the lease was lost."""
+    if target is not Status.ISSUING:
+        ensure_transition(Status.ISSUING, target)
+    values: dict[str, Any] = {
+        "status": target.value,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+        **(fields or {}),
+    }
+    row = conn.execute(
+        update(invoices)
+        .where(
+            invoices.c.id == claimed.invoice.id,
+            invoices.c.lease_token == claimed.token,
+            invoices.c.status == Status.ISSUING.value,
+        )
+        .values(**values)
+        .returning(*invoices.c)
+    ).first()
+    if row is None:
+        return None
+    append_event(
+        conn, invoice_id=claimed.invoice.id, seller_id=claimed.invoice.seller_id, type=event,
+        payload={"from": Status.ISSUING.value, "to": target.value, **(payload or {})}, now=now,
+    )  # fmt: skip
+    return StoredInvoice.from_row(row)
+
+
+def release(
+    conn: Connection, claimed: Claimed, *, now: datetime, until: datetime, reason: str
+) -> bool:
+    """Give a claimed invoice back untouched (no call was made): its previous status, its
+    attempt not charged, due again at `until`."""
+    return (
+        settle(
+            conn,
+            claimed,
+            claimed.previous,
+            now=now,
+            event="released",
+            fields={"attempts": claimed.invoice.attempts - 1, "next_attempt_at": until},
+            payload={"reason": reason},
+        )
+        is not None
+    )

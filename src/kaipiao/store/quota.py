@@ -1,0 +1,35 @@
+"""A per-seller token bucket in the database, so the platform quota holds across every worker
+process that shares it. Workers take tokens in small batches to keep this off the hot path."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from kaipiao.store.tables import seller_quota
+
+
+def take_tokens(
+    conn: Connection, *, seller_id: str, rate: float, burst: float, want: int, now: datetime
+) -> int:
+    """Take up to `want` whole tokens from the seller's bucket; returns how many were granted."""
+    query = select(seller_quota).where(seller_quota.c.seller_id == seller_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        tokens = burst
+        conn.execute(insert(seller_quota).values(seller_id=seller_id, tokens=burst, updated_at=now))
+    else:
+        elapsed = max(0.0, (now - row.updated_at).total_seconds())
+        tokens = min(burst, row.tokens + elapsed * rate)
+    granted = min(want, math.floor(tokens))
+    conn.execute(
+        update(seller_quota)
+        .where(seller_quota.c.seller_id == seller_id)
+        .values(tokens=tokens - granted, updated_at=now)
+    )
+    return granted
