@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ import uvicorn
 
 from kaipiao.api.app import create_app
 from kaipiao.config import Settings
+from kaipiao.engine.worker import Worker, WorkerConfig
+from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.sandbox.faults import PROFILES
 from kaipiao.sandbox.server import SandboxServer
 from kaipiao.sandbox.state import SandboxState, utcnow
@@ -88,6 +91,40 @@ def configure_logging(level: str) -> None:
     )
 
 
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(lease_s=settings.lease_s, max_in_flight=settings.max_in_flight)
+
+
+def platform_for(settings: Settings, url: str) -> HttpPlatform:
+    return HttpPlatform(
+        url,
+        HttpSettings(
+            read_timeout_s=settings.platform_timeout_s,
+            max_connections=max(10, settings.max_in_flight),
+        ),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """A worker process: issue due invoices until SIGINT/SIGTERM, then stop gracefully."""
+    if settings.platform_url is None:
+        raise SystemExit("kaipiao worker needs --platform-url (or KAIPIAO_PLATFORM_URL)")
+    db = database_for(settings)
+    await upgrade(db)
+    platform = platform_for(settings, settings.platform_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker = Worker(db, platform, worker_config(settings))
+    print(f"kaipiao worker {worker.owner} issuing on {settings.platform_url}", flush=True)
+    try:
+        await worker.run(stop)
+    finally:
+        await platform.aclose()
+        await db.dispose()
+
+
 async def serve(settings: Settings) -> None:
     """Run the API (and, without --platform-url, a sandbox platform) until SIGINT/SIGTERM."""
     db = database_for(settings)
@@ -124,9 +161,20 @@ async def serve(settings: Settings) -> None:
                 f"  demo seller {demo.seller_id}; try:\n    {curl_example(base, demo.api_key)}",
                 flush=True,
             )
+    stop = asyncio.Event()
+    worker_task: asyncio.Task[None] | None = None
+    platform = platform_for(settings, platform_url)
+    if settings.workers:
+        worker = Worker(db, platform, worker_config(settings))
+        worker_task = asyncio.create_task(worker.run(stop))
+        print(f"  workers:  {worker.owner}", flush=True)
     try:
         await task
     finally:
+        stop.set()
+        if worker_task is not None:
+            await worker_task
+        await platform.aclose()
         if sandbox is not None:
             await sandbox.stop()
         await db.dispose()

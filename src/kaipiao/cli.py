@@ -25,6 +25,10 @@ app = typer.Typer(
 )
 seller_app = typer.Typer(help="Register and list sellers.", no_args_is_help=True)
 app.add_typer(seller_app, name="seller")
+invoices_app = typer.Typer(
+    help="Look at invoices and requeue those that need an operator.", no_args_is_help=True
+)
+app.add_typer(invoices_app, name="invoices")
 
 DataDir = Annotated[
     Path | None,
@@ -76,19 +80,52 @@ def serve(
     demo_seller: Annotated[
         bool | None, typer.Option(help="Create a demo seller on first start.")
     ] = None,
+    workers: Annotated[
+        bool | None,
+        typer.Option(help="Run issuing workers in this process (--no-workers: API only)."),
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
 ) -> None:
-    """Run the gateway: the HTTP API on an embedded SQLite store by default."""
+    """Run the gateway: the HTTP API and issuing workers, on an embedded SQLite store by default."""
     from kaipiao.bootstrap import configure_logging
     from kaipiao.bootstrap import serve as run
 
     settings = settings_from(
         host=host, port=port, data_dir=data_dir, database_url=database_url,
-        platform_url=platform_url, demo_seller=demo_seller, log_level=log_level,
+        platform_url=platform_url, demo_seller=demo_seller, log_level=log_level, workers=workers,
     )  # fmt: skip
     configure_logging(settings.log_level)
     _install_loop()
     asyncio.run(run(settings))
+
+
+@app.command()
+def worker(
+    platform_url: Annotated[
+        str | None, typer.Option(help="Tax platform URL. [env: KAIPIAO_PLATFORM_URL]")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    lease_s: Annotated[
+        float | None, typer.Option(help="Lease per claimed invoice, seconds.")
+    ] = None,
+    max_in_flight: Annotated[
+        int | None, typer.Option(help="Platform calls in flight at most.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Run an issuing worker (no HTTP API): claims due invoices and issues them."""
+    from kaipiao.bootstrap import configure_logging, run_worker
+
+    settings = settings_from(
+        platform_url=platform_url, data_dir=data_dir, database_url=database_url, lease_s=lease_s,
+        max_in_flight=max_in_flight, log_level=log_level,
+    )  # fmt: skip
+    if settings.platform_url is None:
+        fail("kaipiao worker needs --platform-url (or KAIPIAO_PLATFORM_URL)", 2)
+    configure_logging(settings.log_level)
+    _install_loop()
+    asyncio.run(run_worker(settings))
 
 
 @app.command()
@@ -204,6 +241,106 @@ def seller_list(
         limit = s.invoice_limit if s.invoice_limit is not None else "-"
         typer.echo(f"{s.id}  {s.tax_id}  region {s.region}  quota {s.quota_per_s or '-'}/s  "
                    f"limit {limit}  {s.name}")  # fmt: skip
+
+
+def _invoice_line(i: Any) -> str:
+    number = i.invoice_number or "-"
+    error = f"  {i.error_code}" if i.error_code else ""
+    return (f"{i.id}  {i.status.value:<9} {i.kind.value:<4} {i.order_id:<20} {i.total:>12}  "
+            f"#{number}  attempts {i.attempts}{error}")  # fmt: skip
+
+
+def _run_db(settings: Settings, work: Any) -> Any:
+    from kaipiao.bootstrap import database_for
+
+    async def run() -> Any:
+        db = database_for(settings)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+@invoices_app.command("list")
+def invoices_list(
+    status: Annotated[str | None, typer.Option(help="Only this status (e.g. attention).")] = None,
+    seller: Annotated[str | None, typer.Option(help="Only this seller id.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List invoices, newest first."""
+    from kaipiao.api.schemas import render_invoice
+    from kaipiao.domain.lifecycle import Status
+    from kaipiao.services import operations
+
+    try:
+        wanted = Status(status) if status else None
+    except ValueError:
+        fail(f"unknown status {status!r}; one of {', '.join(s.value for s in Status)}", 2)
+        return
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    rows = _run_db(
+        settings, lambda db: operations.list_all(db, status=wanted, seller_id=seller, limit=limit)
+    )
+    if as_json:
+        typer.echo(json.dumps([render_invoice(i) for i in rows], ensure_ascii=False))
+        return
+    for row in rows:
+        typer.echo(_invoice_line(row))
+    if not rows:
+        typer.echo("no invoices")
+
+
+@invoices_app.command("show")
+def invoices_show(
+    invoice_id: Annotated[str, typer.Argument(help="Invoice id (inv_…).")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Show one invoice and its ledger events."""
+    from kaipiao.api.schemas import render_invoice
+    from kaipiao.services import operations
+    from kaipiao.services.errors import ServiceError
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    try:
+        invoice, events = _run_db(settings, lambda db: operations.show(db, invoice_id))
+    except ServiceError as exc:
+        fail(exc.message)
+        return
+    typer.echo(json.dumps(render_invoice(invoice), ensure_ascii=False, indent=2))
+    for event in events:
+        typer.echo(f"  {event['created_at']}  {event['type']:<16} {event['payload']}")
+
+
+@invoices_app.command("requeue")
+def invoices_requeue(
+    invoice_ids: Annotated[list[str], typer.Argument(help="Invoice ids in attention.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give attention invoices new attempts (each is queried on the platform before resending)."""
+    from kaipiao.sandbox.state import utcnow
+    from kaipiao.services import operations
+    from kaipiao.services.errors import ServiceError
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    failed = False
+    for invoice_id in invoice_ids:
+        try:
+            invoice = _run_db(
+                settings, lambda db, i=invoice_id: operations.requeue(db, i, now=utcnow())
+            )
+            typer.echo(f"{invoice.id} requeued ({invoice.status.value})")
+        except ServiceError as exc:
+            typer.echo(f"{invoice_id}: {exc.message}", err=True)
+            failed = True
+    if failed:
+        raise typer.Exit(1)
 
 
 @seller_app.command("demo-key")

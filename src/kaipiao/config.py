@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     intake_burst: Annotated[int, Field(ge=1)] = 400
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     demo_seller: bool = True
+    workers: bool = Field(default=True, description="Run the issuing workers in `serve`.")
+    lease_s: Annotated[float, Field(gt=1)] = 15.0
+    max_in_flight: Annotated[int, Field(ge=1)] = 500
     log_level: str = "info"
 
     @field_validator("database_url")

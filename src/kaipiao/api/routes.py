@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from kaipiao.api.auth import SellerDep
 from kaipiao.api.problems import MEDIA_TYPE, Problem
 from kaipiao.api.schemas import InvoiceCreate, InvoicePage, InvoicePublic, render_invoice
 from kaipiao.domain.lifecycle import Status
-from kaipiao.services import intake
+from kaipiao.services import intake, reversal
 from kaipiao.store.migrate import is_current
 
 
@@ -115,6 +115,29 @@ async def cancel_invoice(invoice_id: str, seller: SellerDep, request: Request) -
     invoice = await intake.cancel_invoice(state.database, seller, invoice_id, now=state.clock())
     status = 202 if invoice.status is not Status.CANCELLED else 200
     return JSONResponse(render_invoice(invoice), status_code=status)
+
+
+class ReverseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["invoicing_error", "sales_return", "service_stopped", "sales_discount"]
+
+
+@router.post(
+    "/v1/invoices/{invoice_id}/reverse",
+    status_code=202,
+    response_model=InvoicePublic,
+    responses=_problems(404, 409, 415, 422, *AUTH),
+    tags=["invoices"],
+)
+async def reverse_invoice(
+    invoice_id: str, body: ReverseCreate, seller: SellerDep, request: Request
+) -> JSONResponse:
+    """Queue a red-letter invoice against an issued one; answers with the red invoice."""
+    state = request.app.state
+    red = await reversal.reverse_invoice(
+        state.database, seller, invoice_id, body.reason, now=state.clock()
+    )
+    return JSONResponse(render_invoice(red), status_code=202)
 
 
 @router.get("/healthz", tags=["operations"])

@@ -1,0 +1,63 @@
+"""Operator actions on invoices (the `kaipiao invoices` command)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from kaipiao.domain.lifecycle import Status
+from kaipiao.services.errors import Conflict, NotFound
+from kaipiao.store import invoices as repo
+from kaipiao.store.database import Database
+from kaipiao.store.events import events_for
+from kaipiao.store.tables import invoices
+
+
+async def list_all(
+    db: Database, *, status: Status | None, seller_id: str | None, limit: int
+) -> list[repo.StoredInvoice]:
+    def work(conn: Connection) -> list[repo.StoredInvoice]:
+        query = select(invoices)
+        if status is not None:
+            query = query.where(invoices.c.status == status.value)
+        if seller_id is not None:
+            query = query.where(invoices.c.seller_id == seller_id)
+        rows = conn.execute(query.order_by(invoices.c.id.desc()).limit(limit))
+        return [repo.StoredInvoice.from_row(row) for row in rows]
+
+    return await db.read(work)
+
+
+async def show(db: Database, invoice_id: str) -> tuple[repo.StoredInvoice, list[dict[str, object]]]:
+    def work(conn: Connection) -> tuple[repo.StoredInvoice, list[dict[str, object]]]:
+        invoice = repo.get_invoice(conn, invoice_id)
+        if invoice is None:
+            raise NotFound(f"no invoice {invoice_id}")
+        return invoice, events_for(conn, invoice_id)
+
+    return await db.read(work)
+
+
+async def requeue(db: Database, invoice_id: str, *, now: datetime) -> repo.StoredInvoice:
+    """Give an `attention` invoice a fresh set of attempts. It goes to `issuing`, so the next
+    worker asks the platform about its serial before sending anything."""
+
+    def work(conn: Connection) -> repo.StoredInvoice:
+        invoice = repo.get_invoice(conn, invoice_id, lock=True)
+        if invoice is None:
+            raise NotFound(f"no invoice {invoice_id}")
+        if invoice.status is not Status.ATTENTION:
+            raise Conflict(f"only attention invoices are requeued; this one is {invoice.status}",
+                           "not_in_attention")  # fmt: skip
+        repo.transition(
+            conn, invoice, Status.ISSUING, now=now, event="requeued",
+            fields={"attempts": 1, "next_attempt_at": now, "lease_owner": None,
+                    "lease_expires_at": None, "error_code": None, "error_message": None},
+        )  # fmt: skip
+        updated = repo.get_invoice(conn, invoice_id)
+        assert updated is not None
+        return updated
+
+    return await db.write(work)
