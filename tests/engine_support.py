@@ -24,6 +24,7 @@ FAST = WorkerConfig(
     renew_every_s=1.0,
     idle_poll_s=0.05,
     shutdown_grace_s=5.0,
+    settle_s=0.0,  # the in-memory platform acts at once: nothing can land late
     policy=RetryPolicy(base_s=0.02, cap_s=0.2, poll_base_s=0.05, poll_cap_s=0.3, max_attempts=8),
     breaker=BreakerConfig(open_for_s=0.5, minimum_calls=20),
 )

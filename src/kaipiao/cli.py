@@ -112,6 +112,10 @@ def worker(
     max_in_flight: Annotated[
         int | None, typer.Option(help="Platform calls in flight at most.")
     ] = None,
+    settle_s: Annotated[
+        float | None,
+        typer.Option(help="Platform's longest processing time; a not-found is trusted after it."),
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
 ) -> None:
     """Run an issuing worker (no HTTP API): claims due invoices and issues them."""
@@ -119,7 +123,7 @@ def worker(
 
     settings = settings_from(
         platform_url=platform_url, data_dir=data_dir, database_url=database_url, lease_s=lease_s,
-        max_in_flight=max_in_flight, log_level=log_level,
+        max_in_flight=max_in_flight, log_level=log_level, settle_s=settle_s,
     )  # fmt: skip
     if settings.platform_url is None:
         fail("kaipiao worker needs --platform-url (or KAIPIAO_PLATFORM_URL)", 2)

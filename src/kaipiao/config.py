@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     workers: bool = Field(default=True, description="Run the issuing workers in `serve`.")
     lease_s: Annotated[float, Field(gt=1)] = 15.0
     max_in_flight: Annotated[int, Field(ge=1)] = 500
+    settle_s: Annotated[float, Field(ge=0)] = Field(
+        default=60.0,
+        description="The platform's longest time from receiving a request to acting on it.",
+    )
     log_level: str = "info"
 
     @field_validator("database_url")

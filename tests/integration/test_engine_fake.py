@@ -198,8 +198,10 @@ async def test_cancel_racing_an_issue_ends_issued_and_reversed(
     cancelled = await cancel_invoice(database, seller.seller, invoice_id, now=utcnow())
     assert cancelled.status is Status.ISSUING and cancelled.cancel_requested
     await database.write(
-        lambda conn: queue.renew_leases(conn, owner="A", ids=[invoice_id], until=now)
-    )  # worker A died mid-call
+        lambda conn: queue.renew_leases(
+            conn, owner="A", ids=[invoice_id], until=now, settle=timedelta(0)
+        )
+    )  # worker A died mid-call (the in-memory platform settles at once)
     worker = Worker(database, fake, FAST, seed=8)
     await drain(worker, database)
     items = {i.kind: i for i in await all_invoices(database)}
@@ -228,3 +230,33 @@ async def test_reverse_an_issued_invoice(
         "reversing",
         "reversed",
     ]
+
+
+async def test_a_late_landing_request_is_not_sent_again(
+    database: Database, seller: NewSeller, fake: FakePlatform
+) -> None:
+    """The original request reaches the platform late (after the worker's query found nothing):
+    a "not found" before `resend_after` is not trusted, so nothing is sent twice."""
+    import asyncio
+
+    from kaipiao.engine.worker import platform_invoice
+
+    fake.state.faults = build_faults({"dedup": False})
+    [invoice_id] = await accept(database, seller.seller, 1)
+    fake.script("issue", Ambiguous("timeout; the request is still on its way"))
+    worker = Worker(database, fake, replace(FAST, settle_s=1.0), seed=10)
+    await worker.run_until_idle()  # sent, ambiguous
+    await make_due(database)
+    await worker.run_until_idle()  # query: not found, too early to trust
+    [item] = await all_invoices(database)
+    assert item.status is Status.ISSUING and worker.stats["not_found_too_early"] == 1
+    assert fake.state.calls["issue:issued"] == 0
+    # Now the original lands on the platform.
+    fake.state.issue(platform_invoice(item, seller.seller), utcnow())
+    await asyncio.sleep(1.05)
+    await drain(worker, database)
+    [item] = await all_invoices(database)
+    assert item.status is Status.ISSUED
+    stats = fake.state.stats(utcnow())
+    assert stats["invoices_issued"] == 1 and stats["duplicates"]["by_serial"] == 0
+    assert "unconfirmed" in await events_of(database, invoice_id)

@@ -89,7 +89,9 @@ async def test_every_invoice_issued_once_under(
     platform = HttpPlatform(
         sandbox.url, HttpSettings(read_timeout_s=1.0, connect_timeout_s=0.5, pool_timeout_s=2.0)
     )
-    config = replace(FAST, lease_s=4.0, renew_every_s=1.0)
+    # settle_s ≥ the longest latency the sandbox is given here (3 s), so a late request is
+    # never mistaken for a missing one.
+    config = replace(FAST, lease_s=4.0, renew_every_s=1.0, settle_s=3.5)
     worker = Worker(database, platform, config, seed=11)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

@@ -10,6 +10,12 @@ One loop claims batches while there is room; each claimed invoice is handled by 
     record     one fenced write: the result, the lease released, one ledger event; plus the
                red invoice when a cancel raced the issue, or the original's reversal
 
+A "not found" is trusted only after `resend_after`: a request that reached the platform just
+before its sender died may still be processed after a query finds nothing (measured: a kill -9
+drill on a platform without dedup issued one serial twice before this rule). Every attempt sends
+before its lease ends (a worker checks its own lease deadline before each send), so the end of
+the last lease plus the platform's longest processing time (`settle_s`) bounds every earlier send.
+
 An invoice refused at a gate is released untouched (its attempt not charged). A task that dies
 leaves its lease to expire; whoever claims it next queries first. Leases are renewed while calls
 are in flight; on shutdown, in-flight calls get a grace period and the rest are released.
@@ -71,6 +77,9 @@ class WorkerConfig:
     idle_poll_s: float = 0.25
     max_in_flight: int = 500
     shutdown_grace_s: float = 20.0
+    # The platform's longest time from receiving a request to acting on it. Only a platform that
+    # does not deduplicate serials needs it to be right; sandbox profiles cap latency at 10-30 s.
+    settle_s: float = 60.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
 
@@ -127,6 +136,7 @@ class Worker:
         self.active: dict[str, asyncio.Task[None]] = {}
         self.stats: Counter[str] = Counter()
         self._sellers: dict[str, Seller] = {}
+        self._deadlines: dict[str, float] = {}  # invoice id → monotonic end of our lease
         self._room = asyncio.Event()
 
     # -- loops ---------------------------------------------------------------------------------
@@ -159,13 +169,16 @@ class Worker:
             return 0
         skip = [region for region, b in self.breakers.items() if b.retry_in_s() > 0]
         now = self.clock()
+        started = time.monotonic()
         claimed = await self.db.write(
             lambda conn: queue.claim_due(
                 conn, owner=self.owner, now=now, lease=timedelta(seconds=self.config.lease_s),
                 limit=min(room, self.config.batch), skip_regions=skip,
+                settle=timedelta(seconds=self.config.settle_s),
             )
         )  # fmt: skip
         for item in claimed:
+            self._deadlines[item.invoice.id] = started + self.config.lease_s - 1.0
             self.active[item.invoice.id] = asyncio.create_task(self._handle(item))
         self.stats["claimed"] += len(claimed)
         return len(claimed)
@@ -192,10 +205,17 @@ class Worker:
             if not ids:
                 continue
             until = self.clock() + timedelta(seconds=self.config.lease_s)
+            started = time.monotonic()
             try:
-                await self.db.write(
-                    functools.partial(queue.renew_leases, owner=self.owner, ids=ids, until=until)
-                )
+                held = await self.db.write(
+                    functools.partial(
+                        queue.renew_leases, owner=self.owner, ids=ids, until=until,
+                        settle=timedelta(seconds=self.config.settle_s),
+                    )
+                )  # fmt: skip
+                for invoice_id in held:
+                    if invoice_id in self._deadlines:
+                        self._deadlines[invoice_id] = started + self.config.lease_s - 1.0
             except Exception:
                 log.exception("renewing leases failed")
 
@@ -225,6 +245,7 @@ class Worker:
             log.exception("invoice %s: handling failed; its lease will lapse", item.invoice.id)
         finally:
             self.active.pop(item.invoice.id, None)
+            self._deadlines.pop(item.invoice.id, None)
             self._room.set()
 
     def _breaker(self, region: str) -> CircuitBreaker:
@@ -254,7 +275,14 @@ class Worker:
         )
         self.stats[f"released_{reason}"] += 1
 
-    async def _submit(self, invoice: repo.StoredInvoice, seller: Seller) -> IssueOutcome:
+    def _lease_alive(self, invoice_id: str) -> bool:
+        return time.monotonic() < self._deadlines.get(invoice_id, 0.0)
+
+    async def _submit(self, invoice: repo.StoredInvoice, seller: Seller) -> IssueOutcome | None:
+        """Send the invoice, unless our lease may have ended (then None: nothing was sent)."""
+        if not self._lease_alive(invoice.id):
+            self.stats["lease_expired_before_send"] += 1
+            return None
         if invoice.kind is Kind.BLUE:
             return await self.platform.issue(platform_invoice(invoice, seller))
         original_id = invoice.original_id
@@ -290,20 +318,29 @@ class Worker:
         await self.quota.acquire(seller)
         await limit.acquire()
         started = time.monotonic()
-        outcome: IssueOutcome | QueryOutcome
+        outcome: IssueOutcome | QueryOutcome | None
         try:
             if retry:
                 outcome = await self.platform.query(invoice.serial_no, seller_region=invoice.region)
                 self.stats[f"query_{type(outcome).__name__.lower()}"] += 1
-                if isinstance(outcome, NotFound):
-                    # Confirmed: the platform has nothing under this serial. Resend it.
+                if isinstance(outcome, NotFound) and item.may_resend(self.clock()):
+                    # Confirmed: nothing under this serial, and no earlier send can still land.
                     await self.quota.acquire(seller)
                     phase = "submit"
                     outcome = await self._submit(invoice, seller)
             else:
                 outcome = await self._submit(invoice, seller)
-        finally:
-            elapsed = time.monotonic() - started
+        except BaseException:
+            await limit.release(False, time.monotonic() - started)
+            raise
+        elapsed = time.monotonic() - started
+        if outcome is None:  # our lease ran out before sending: leave the invoice to its owner
+            await limit.release(True, 0.0)
+            return
+        if isinstance(outcome, NotFound):  # not yet trusted: an earlier send may still land
+            await limit.release(True, elapsed)
+            await self._wait_for_settle(item)
+            return
         kind = classify(outcome)
         failed = kind in (OutcomeClass.SAFE, OutcomeClass.VERIFY)
         breaker.record(failed, elapsed)
@@ -312,6 +349,22 @@ class Worker:
             self.budget.success()
         self.stats[f"{phase}_{type(outcome).__name__.lower()}"] += 1
         await self._record(item, outcome, phase)
+
+    async def _wait_for_settle(self, item: queue.Claimed) -> None:
+        assert item.resend_after is not None
+        now = self.clock()
+        until = item.resend_after
+        written = await self.db.write(
+            lambda conn: queue.settle(
+                conn, item, Status.ISSUING, now=now, event="unconfirmed",
+                fields={"attempts": item.invoice.attempts - 1, "next_attempt_at": until,
+                        "resend_after": until},
+                payload={"outcome": "NotFound", "resend_after": until},
+            )
+        )  # fmt: skip
+        self.stats["not_found_too_early"] += 1
+        if written is None:
+            self.stats["lease_lost"] += 1
 
     # -- recording outcomes --------------------------------------------------------------------
     async def _record(
@@ -334,6 +387,14 @@ class Worker:
         invoice = item.invoice
         kind = classify(outcome)
         summary = {"outcome": type(outcome).__name__, "phase": phase, "attempt": invoice.attempts}
+        # This attempt sent nothing that could still land (a query only, or a send the platform
+        # certainly did not take): the earlier bound on resending stands.
+        sent_nothing = phase == "query" or kind in (OutcomeClass.SAFE, OutcomeClass.WAIT)
+        keep: dict[str, object] = {"resend_after": item.resend_after} if sent_nothing else {}
+        if kind is OutcomeClass.VERIFY and phase == "submit":
+            # We are alive to record it, so our send happened before now: a tighter bound than
+            # the end of the lease, which only a crash leaves standing.
+            keep = {"resend_after": now + timedelta(seconds=self.config.settle_s)}
         exhausted = self.policy.exhausted(invoice.attempts, now - invoice.created_at)
 
         def attention(reason: str) -> bool:
@@ -364,7 +425,8 @@ class Worker:
             delay = self.policy.poll_s(invoice.attempts, outcome.poll_after_s, self.rng)
             return queue.settle(
                 conn, item, Status.ISSUING, now=now, event="pending",
-                fields={"next_attempt_at": now + timedelta(seconds=delay)}, payload=summary,
+                fields={"next_attempt_at": now + timedelta(seconds=delay), **keep},
+                payload=summary,
             ) is not None  # fmt: skip
         if kind is OutcomeClass.FINAL and phase == "submit":
             assert isinstance(outcome, Rejected)
@@ -384,7 +446,7 @@ class Worker:
             return queue.settle(
                 conn, item, item.previous, now=now, event="throttled",
                 fields={"attempts": invoice.attempts - 1,
-                        "next_attempt_at": now + timedelta(seconds=outcome.retry_after_s)},
+                        "next_attempt_at": now + timedelta(seconds=outcome.retry_after_s), **keep},
                 payload=summary,
             ) is not None  # fmt: skip
         # Retry: the platform did nothing (SAFE on submit), failed this serial for good on its
@@ -399,7 +461,7 @@ class Worker:
         target = Status.ISSUING if unconfirmed else Status.QUEUED
         return queue.settle(
             conn, item, target, now=now, event="retry",
-            fields={"next_attempt_at": now + timedelta(seconds=delay),
+            fields={"next_attempt_at": now + timedelta(seconds=delay), **keep,
                     "error_code": type(outcome).__name__.lower(),
                     "error_message": getattr(outcome, "reason", None)
                     or getattr(outcome, "message", None)},

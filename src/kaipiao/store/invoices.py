@@ -48,6 +48,7 @@ class StoredInvoice:
     lease_owner: str | None
     lease_expires_at: datetime | None
     lease_token: int
+    resend_after: datetime | None
     error_code: str | None
     error_message: str | None
     cancel_requested: bool
@@ -70,7 +71,8 @@ class StoredInvoice:
 _INSERT = insert(invoices)
 _DEFAULTS: dict[str, Any] = {
     "invoice_number": None, "issued_at": None, "remark": None, "callback_url": None,
-    "lease_owner": None, "lease_expires_at": None, "lease_token": 0, "error_code": None,
+    "lease_owner": None, "lease_expires_at": None, "lease_token": 0, "resend_after": None,
+    "error_code": None,
     "error_message": None, "cancel_requested": False, "reverse_reason": None,
     "original_id": None, "attempts": 0, "next_attempt_at": None,
 }  # fmt: skip

@@ -27,11 +27,17 @@ from kaipiao.store.tables import invoices
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A claimed invoice, with the status it had before the claim and the token it holds."""
+    """A claimed invoice, with the status it had before the claim, the token it holds, and the
+    `resend_after` that earlier attempts left (None: nothing was ever sent)."""
 
     invoice: StoredInvoice
     previous: Status
     token: int
+    resend_after: datetime | None
+
+    def may_resend(self, now: datetime) -> bool:
+        """May a "not found" now be trusted? Only once every earlier send must have settled."""
+        return self.resend_after is None or now >= self.resend_after
 
     @property
     def must_query_first(self) -> bool:
@@ -46,8 +52,11 @@ def claim_due(
     now: datetime,
     lease: timedelta,
     limit: int,
+    settle: timedelta = timedelta(seconds=60),
     skip_regions: Sequence[str] = (),
 ) -> list[Claimed]:
+    """Lease up to `limit` due invoices. Each claim moves `resend_after` to the end of the lease
+    plus `settle`: whatever this claim sends, it sends before its lease ends."""
     c = invoices.c
     due = or_(
         and_(c.status == Status.QUEUED.value, c.next_attempt_at <= now),
@@ -57,7 +66,7 @@ def claim_due(
             or_(c.lease_expires_at.is_(None), c.lease_expires_at < now),
         ),
     )
-    query = select(c.id, c.status).where(due)
+    query = select(c.id, c.status, c.resend_after).where(due)
     if skip_regions:
         query = query.where(c.region.not_in(list(skip_regions)))
     query = query.order_by(c.next_attempt_at).limit(limit)
@@ -66,7 +75,7 @@ def claim_due(
     found = conn.execute(query).all()
     if not found:
         return []
-    previous = {row.id: Status(row.status) for row in found}
+    previous = {row.id: (Status(row.status), row.resend_after) for row in found}
     rows = conn.execute(
         update(invoices)
         .where(c.id.in_(list(previous)))
@@ -76,13 +85,15 @@ def claim_due(
             lease_expires_at=now + lease,
             lease_token=c.lease_token + 1,
             attempts=c.attempts + 1,
+            resend_after=now + lease + settle,
             updated_at=now,
         )
         .returning(*invoices.c)
     ).all()
-    claimed = [
-        Claimed(StoredInvoice.from_row(row), previous[row.id], row.lease_token) for row in rows
-    ]
+    claimed = []
+    for row in rows:
+        status, resend_after = previous[row.id]
+        claimed.append(Claimed(StoredInvoice.from_row(row), status, row.lease_token, resend_after))
     append_events(
         conn,
         [
@@ -105,20 +116,28 @@ def claim_due(
     return claimed
 
 
-def renew_leases(conn: Connection, *, owner: str, ids: Sequence[str], until: datetime) -> int:
-    """Extend this worker's leases on `ids` (those it still holds)."""
+def renew_leases(
+    conn: Connection,
+    *,
+    owner: str,
+    ids: Sequence[str],
+    until: datetime,
+    settle: timedelta = timedelta(seconds=60),
+) -> set[str]:
+    """Extend this worker's leases on `ids`; returns the ids it still held."""
     if not ids:
-        return 0
-    result = conn.execute(
+        return set()
+    rows = conn.execute(
         update(invoices)
         .where(
             invoices.c.id.in_(list(ids)),
             invoices.c.lease_owner == owner,
             invoices.c.status == Status.ISSUING.value,
         )
-        .values(lease_expires_at=until)
-    )
-    return int(result.rowcount)
+        .values(lease_expires_at=until, resend_after=until + settle)
+        .returning(invoices.c.id)
+    ).all()
+    return {row.id for row in rows}
 
 
 def settle(
@@ -165,7 +184,7 @@ def release(
     conn: Connection, claimed: Claimed, *, now: datetime, until: datetime, reason: str
 ) -> bool:
     """Give a claimed invoice back untouched (no call was made): its previous status, its
-    attempt not charged, due again at `until`."""
+    attempt not charged, its earlier `resend_after`, due again at `until`."""
     return (
         settle(
             conn,
@@ -173,7 +192,11 @@ def release(
             claimed.previous,
             now=now,
             event="released",
-            fields={"attempts": claimed.invoice.attempts - 1, "next_attempt_at": until},
+            fields={
+                "attempts": claimed.invoice.attempts - 1,
+                "next_attempt_at": until,
+                "resend_after": claimed.resend_after,
+            },
             payload={"reason": reason},
         )
         is not None

@@ -93,6 +93,9 @@ invoices = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", UtcDateTime, nullable=True),
     Column("lease_token", Integer, nullable=False, server_default="0"),
+    # The earliest time a "not found" from the platform proves that no earlier attempt will still
+    # be issued: the last moment an attempt could have been sent, plus the platform's settle time.
+    Column("resend_after", UtcDateTime, nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, server_default="0"),

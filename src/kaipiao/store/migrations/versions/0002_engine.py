@@ -1,4 +1,4 @@
-"""engine: invoice region, shared seller quota
+"""engine: invoice region and resend_after, shared seller quota
 
 Revision ID: 0002
 Revises: 0001
@@ -23,6 +23,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("region", sa.String(length=2), server_default="31", nullable=False)
         )
+        batch_op.add_column(
+            sa.Column("resend_after", kaipiao.store.types.UtcDateTime(timezone=True), nullable=True)
+        )
     op.create_table(
         "seller_quota",
         sa.Column("seller_id", sa.String(length=32), nullable=False),
@@ -38,4 +41,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("seller_quota")
     with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.drop_column("resend_after")
         batch_op.drop_column("region")
