@@ -94,6 +94,7 @@ def configure_logging(level: str) -> None:
 def worker_config(settings: Settings) -> WorkerConfig:
     return WorkerConfig(
         lease_s=settings.lease_s,
+        renew_every_s=settings.lease_s / 3,
         max_in_flight=settings.max_in_flight,
         settle_s=settings.settle_s,
         shutdown_grace_s=min(20.0, settings.lease_s),

@@ -144,3 +144,65 @@ def test_kill_9_workers_mid_flight_loses_and_doubles_nothing(
     finally:
         for process in (*workers, api, sandbox):
             process.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_three_workers_on_postgresql_share_work_and_quota(
+    tmp_path: Path, pg_session_url: str
+) -> None:
+    from tests.databases import _run, truncate_all
+
+    _run(truncate_all(pg_session_url))
+    store = store_flags(tmp_path, "postgresql", pg_session_url)
+    sandbox = start_sandbox("--profile", "ideal")
+    # The platform throttles above 30 calls/s; kaipiao's quota for the seller is 25/s across
+    # all workers, so a 429 would mean the shared bucket failed. Dedup is off: a serial sent
+    # by two workers would become two platform invoices.
+    httpx.put(f"{sandbox.url}/_sandbox/faults", timeout=10, json={
+        "dedup": False, "quota_per_s": 30, "quota_burst": 5,
+        "latency": {"kind": "fixed", "mean_ms": 150},
+    }).raise_for_status()  # fmt: skip
+    created = json.loads(kaipiao("seller", "add", "--name", "q", "--tax-id", "91310110666007217T",
+                                 "--quota", "25", "--json", *store).stdout)  # fmt: skip
+    api = start_serve(
+        tmp_path, "--no-workers", "--no-demo-seller", "--platform-url", sandbox.url, *store
+    )
+    workers: list[Running] = []
+    try:
+        total = 200
+        # Workers first, then the invoices: all three poll and claim as work arrives, so they
+        # contend for the same rows (FOR UPDATE SKIP LOCKED decides who gets each).
+        workers = [start_worker(tmp_path, store, sandbox.url) for _ in range(3)]
+        started = time.monotonic()
+        asyncio.run(post_all(api.url, created["api_key"], total))
+        wait_terminal(api.url, created["api_key"], total, timeout_s=120)
+        elapsed = time.monotonic() - started
+        stats = sandbox_stats(sandbox)
+        assert stats["duplicates"] == {"by_serial": 0, "by_order": 0}, stats
+        assert stats["blue_issued"] == total
+        assert stats["calls"].get("issue:throttled", 0) == 0, stats["calls"]
+        # 200 calls at 25/s take at least (200 - burst) / 25 ≈ 7.9 s.
+        assert elapsed >= 7.5, elapsed
+        # Every worker took a share: the ledger names the owner of each claim.
+        owners = _run_fetch(
+            pg_session_url,
+            "SELECT DISTINCT payload::json->>'owner' FROM ledger_events WHERE type = 'claimed'",
+        )
+        assert {o for o in owners} == {w.url for w in workers}, owners
+    finally:
+        for process in (*workers, api, sandbox):
+            process.stop()
+
+
+def _run_fetch(url: str, sql: str) -> list[str]:
+    import asyncpg
+
+    async def fetch() -> list[str]:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            return [row[0] for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())

@@ -1,0 +1,150 @@
+import random
+from datetime import timedelta
+
+import pytest
+
+from kaipiao.engine.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from kaipiao.engine.budget import RetryBudget
+from kaipiao.engine.limits import AdaptiveLimit
+from kaipiao.engine.retry import CLASSES, OutcomeClass, RetryPolicy, classify
+from kaipiao.platform.outcomes import (
+    Ambiguous,
+    Duplicate,
+    Issued,
+    NotFound,
+    Pending,
+    Rejected,
+    Throttled,
+    Unavailable,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_every_outcome_has_exactly_one_class() -> None:
+    outcome_types = {
+        Issued,
+        Duplicate,
+        Pending,
+        Rejected,
+        Throttled,
+        Unavailable,
+        Ambiguous,
+        NotFound,
+    }
+    assert set(CLASSES) == outcome_types
+    assert classify(Ambiguous("x")) is OutcomeClass.VERIFY
+    assert classify(Unavailable("x")) is OutcomeClass.SAFE
+    assert classify(NotFound()) is OutcomeClass.RESEND
+
+
+def test_full_jitter_backoff_is_bounded_and_capped() -> None:
+    policy = RetryPolicy(base_s=0.5, cap_s=8.0)
+    rng = random.Random(1)
+    for attempt in range(1, 12):
+        draws = [policy.backoff_s(attempt, rng) for _ in range(200)]
+        bound = min(8.0, 0.5 * 2 ** (attempt - 1))
+        assert all(0 <= d <= bound for d in draws)
+        assert max(draws) > bound * 0.8  # the whole range is used: full jitter
+    assert policy.exhausted(12, timedelta(0)) and policy.exhausted(1, timedelta(days=2))
+    assert not policy.exhausted(3, timedelta(minutes=5))
+
+
+def test_poll_interval_follows_the_platform_hint() -> None:
+    policy = RetryPolicy(poll_cap_s=30)
+    rng = random.Random(2)
+    assert 2.0 <= policy.poll_s(1, 2.0, rng) <= 2.2
+    assert policy.poll_s(1, 100.0, rng) <= 30.2
+    assert 0 < policy.poll_s(3, None, rng) <= 4.0
+
+
+def test_breaker_opens_on_failure_rate_after_minimum_calls() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(BreakerConfig(window=10, minimum_calls=5, failure_rate=0.5), clock)
+    for _ in range(4):
+        assert breaker.allow()
+        breaker.record(failed=True, seconds=0.1)
+    assert breaker.state is BreakerState.CLOSED  # below the minimum number of calls
+    breaker.allow()
+    breaker.record(failed=True, seconds=0.1)
+    assert breaker.state is BreakerState.OPEN and not breaker.allow()
+    assert breaker.retry_in_s() == pytest.approx(10.0)
+
+
+def test_breaker_opens_on_slow_calls_too() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(
+        BreakerConfig(minimum_calls=4, slow_call_rate=0.75, slow_call_s=2.0), clock
+    )
+    for seconds in (3.0, 3.0, 0.1, 3.0):
+        breaker.allow()
+        breaker.record(failed=False, seconds=seconds)
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_breaker_half_open_probes_close_or_reopen() -> None:
+    clock = Clock()
+    config = BreakerConfig(minimum_calls=2, open_for_s=5, probes=2)
+    breaker = CircuitBreaker(config, clock)
+    for _ in range(2):
+        breaker.allow()
+        breaker.record(failed=True, seconds=0.1)
+    assert breaker.state is BreakerState.OPEN
+    clock.now = 5.0
+    assert breaker.allow() and breaker.allow() and not breaker.allow()  # two probes only
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.record(failed=False, seconds=0.1)
+    breaker.record(failed=True, seconds=0.1)  # 50% failures: back to open
+    assert breaker.state is BreakerState.OPEN and breaker.opened_total == 2
+    clock.now = 10.0
+    breaker.allow()
+    breaker.allow()
+    breaker.record(failed=False, seconds=0.1)
+    breaker.record(failed=False, seconds=0.1)
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_retry_budget_limits_retries_to_a_share_of_first_attempts() -> None:
+    clock = Clock()
+    budget = RetryBudget(ratio=0.1, cap=100, floor_per_s=0.0, clock=clock)
+    budget.tokens = 0
+    allowed = 0
+    for _ in range(1000):
+        budget.first_attempt()
+        if budget.try_retry():  # every call fails and wants a retry
+            allowed += 1
+    assert 95 <= allowed <= 100  # ~10% of calls
+    for _ in range(50):
+        budget.success()
+    assert 50 <= sum(budget.try_retry() for _ in range(60)) <= 51  # successes refill it
+
+
+def test_retry_budget_floor_keeps_a_trickle() -> None:
+    clock = Clock()
+    budget = RetryBudget(floor_per_s=2.0, clock=clock)
+    budget.tokens = 0
+    assert not budget.try_retry()
+    clock.now = 1.0
+    assert budget.try_retry() and budget.try_retry() and not budget.try_retry()
+
+
+async def test_adaptive_limit_backs_off_and_grows() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(initial=10, minimum=2, target_latency_s=1.0, cooldown_s=1.0, clock=clock)
+    await limit.acquire()
+    await limit.release(False, 0.1)
+    assert limit.limit == pytest.approx(7.5)
+    await limit.acquire()
+    await limit.release(False, 0.1)  # same cooldown window: one cut per burst
+    assert limit.limit == pytest.approx(7.5)
+    for _ in range(7):
+        await limit.acquire()
+    await limit.release(True, 0.1)  # busy and fast: grow
+    assert limit.limit > 7.5
+    assert limit.in_flight == 6
