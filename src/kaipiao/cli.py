@@ -36,7 +36,7 @@ DataDir = Annotated[
 ]
 DatabaseUrl = Annotated[
     str | None,
-    typer.Option(help="postgresql://… or sqlite+aiosqlite:///PATH. [env: KAIPIAO_DATABASE_URL]"),
+    typer.Option(help="postgresql://… or sqlite:///PATH. [env: KAIPIAO_DATABASE_URL]"),
 ]
 
 

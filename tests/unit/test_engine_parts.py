@@ -120,9 +120,9 @@ def test_retry_budget_limits_retries_to_a_share_of_first_attempts() -> None:
         if budget.try_retry():  # every call fails and wants a retry
             allowed += 1
     assert 95 <= allowed <= 100  # ~10% of calls
-    for _ in range(50):
+    for _ in range(25):
         budget.success()
-    assert 50 <= sum(budget.try_retry() for _ in range(60)) <= 51  # successes refill it
+    assert 50 <= sum(budget.try_retry() for _ in range(60)) <= 51  # successes refill it, 2 each
 
 
 def test_retry_budget_floor_keeps_a_trickle() -> None:
@@ -134,17 +134,67 @@ def test_retry_budget_floor_keeps_a_trickle() -> None:
     assert budget.try_retry() and budget.try_retry() and not budget.try_retry()
 
 
-async def test_adaptive_limit_backs_off_and_grows() -> None:
+async def test_adaptive_limit_slow_start_then_backs_off_then_grows_slowly() -> None:
     clock = Clock()
-    limit = AdaptiveLimit(initial=10, minimum=2, target_latency_s=1.0, cooldown_s=1.0, clock=clock)
-    await limit.acquire()
-    await limit.release(False, 0.1)
-    assert limit.limit == pytest.approx(7.5)
-    await limit.acquire()
-    await limit.release(False, 0.1)  # same cooldown window: one cut per burst
-    assert limit.limit == pytest.approx(7.5)
-    for _ in range(7):
+    limit = AdaptiveLimit(initial=10, minimum=2, cooldown_s=1.0, clock=clock)
+    for _ in range(10):
         await limit.acquire()
-    await limit.release(True, 0.1)  # busy and fast: grow
-    assert limit.limit > 7.5
-    assert limit.in_flight == 6
+    await limit.release(True, 0.1)  # busy and fast, in slow start: +1
+    assert limit.limit == 11
+    await limit.release(False, 0.1)  # congested (timeout or 429): cut, slow start ends
+    assert limit.limit == pytest.approx(8.25) and not limit.slow_start
+    await limit.release(False, 0.1)  # same cooldown window: one cut per burst
+    assert limit.limit == pytest.approx(8.25)
+    for _ in range(limit.available):
+        await limit.acquire()
+    before = limit.limit
+    await limit.release(True, 0.1)  # additive increase now
+    assert limit.limit == pytest.approx(before + 1 / before)
+
+
+async def test_adaptive_limit_wakes_waiters_in_order_one_slot_each() -> None:
+    import asyncio
+
+    limit = AdaptiveLimit(initial=4, minimum=1)
+    for _ in range(4):
+        await limit.acquire()
+    order: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await limit.acquire()
+        order.append(n)
+
+    tasks = [asyncio.create_task(waiter(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    assert order == [] and limit.in_flight == 4
+    await limit.release(False, 0.1)  # congested: the limit is cut to 3; nobody fits yet
+    await asyncio.sleep(0)
+    assert order == [] and int(limit.limit) == 3
+    await limit.release(True, 0.1)  # one slot frees: the first waiter, and only it
+    await asyncio.sleep(0)
+    assert order == [0] and limit.in_flight == 3
+    tasks[2].cancel()  # a waiter that gives up leaves the queue
+    await asyncio.sleep(0)
+    await limit.release(True, 0.1)
+    await asyncio.sleep(0)
+    assert order == [0, 1] and limit.in_flight == 3
+    await limit.release(True, 0.1)
+    await asyncio.sleep(0)
+    assert order == [0, 1] and limit.in_flight == 2  # nobody left to wake
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_adaptive_limit_ignores_a_slow_tail_but_not_a_slower_platform() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(initial=10, minimum=2, cooldown_s=0.0, clock=clock)
+    for _ in range(200):
+        await limit.acquire()
+        await limit.release(True, 0.8)
+    settled = limit.limit
+    await limit.acquire()
+    await limit.release(True, 9.0)  # one call from the heavy tail
+    assert limit.limit >= settled
+    for _ in range(100):  # the platform itself slows down fivefold
+        await limit.acquire()
+        await limit.release(True, 4.0)
+    assert limit.limit < settled

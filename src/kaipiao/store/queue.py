@@ -12,11 +12,11 @@ so concurrent workers never wait for, or take, each other's rows; SQLite has one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status, ensure_transition
@@ -41,8 +41,16 @@ class Claimed:
 
     @property
     def must_query_first(self) -> bool:
-        """A call may already have reached the platform: ask it before sending anything."""
-        return self.previous is Status.ISSUING or self.invoice.attempts > 1
+        """A call may already have reached the platform: ask it before sending anything.
+
+        `issuing` means an outcome is unconfirmed; a `resend_after` means some earlier attempt
+        may have sent. An invoice whose every earlier attempt certainly sent nothing (refused,
+        503, throttled) has neither, and is simply sent again."""
+        return self.previous is Status.ISSUING or self.resend_after is not None
+
+    @property
+    def is_retry(self) -> bool:
+        return self.invoice.attempts > 1
 
 
 def claim_due(
@@ -58,21 +66,24 @@ def claim_due(
     """Lease up to `limit` due invoices. Each claim moves `resend_after` to the end of the lease
     plus `settle`: whatever this claim sends, it sends before its lease ends."""
     c = invoices.c
-    due = or_(
-        and_(c.status == Status.QUEUED.value, c.next_attempt_at <= now),
-        and_(
-            c.status == Status.ISSUING.value,
-            c.next_attempt_at <= now,
-            or_(c.lease_expires_at.is_(None), c.lease_expires_at < now),
-        ),
-    )
-    query = select(c.id, c.status, c.resend_after).where(due)
-    if skip_regions:
-        query = query.where(c.region.not_in(list(skip_regions)))
-    query = query.order_by(c.next_attempt_at).limit(limit)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    found = conn.execute(query).all()
+    # Two range scans of the (status, next_attempt_at) index, oldest first; one OR-ed query
+    # cannot use it and scanned the whole backlog per claim. A claim moves next_attempt_at to
+    # the end of its lease (and renewals keep it there), so in-flight rows are never "due".
+    found: list[Any] = []
+    for status in (Status.ISSUING, Status.QUEUED):
+        if len(found) >= limit:
+            break
+        query = select(c.id, c.status, c.resend_after).where(
+            c.status == status.value, c.next_attempt_at <= now
+        )
+        if status is Status.ISSUING:
+            query = query.where(or_(c.lease_expires_at.is_(None), c.lease_expires_at < now))
+        if skip_regions:
+            query = query.where(c.region.not_in(list(skip_regions)))
+        query = query.order_by(c.next_attempt_at).limit(limit - len(found))
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        found += conn.execute(query).all()
     if not found:
         return []
     previous = {row.id: (Status(row.status), row.resend_after) for row in found}
@@ -85,6 +96,7 @@ def claim_due(
             lease_expires_at=now + lease,
             lease_token=c.lease_token + 1,
             attempts=c.attempts + 1,
+            next_attempt_at=now + lease,
             resend_after=now + lease + settle,
             updated_at=now,
         )
@@ -134,7 +146,7 @@ def renew_leases(
             invoices.c.lease_owner == owner,
             invoices.c.status == Status.ISSUING.value,
         )
-        .values(lease_expires_at=until, resend_after=until + settle)
+        .values(lease_expires_at=until, next_attempt_at=until, resend_after=until + settle)
         .returning(invoices.c.id)
     ).all()
     return {row.id for row in rows}
@@ -161,6 +173,9 @@ def settle(
         "updated_at": now,
         **(fields or {}),
     }
+    # Only `cancel_requested` can change under a lease (the API sets it), so that is all this
+    # reads back; the rest is what the claim read plus what is written here. (Measured: reading
+    # and parsing the whole row back took a fifth of a worker's CPU.)
     row = conn.execute(
         update(invoices)
         .where(
@@ -169,7 +184,7 @@ def settle(
             invoices.c.status == Status.ISSUING.value,
         )
         .values(**values)
-        .returning(*invoices.c)
+        .returning(invoices.c.cancel_requested)
     ).first()
     if row is None:
         return None
@@ -177,7 +192,10 @@ def settle(
         conn, invoice_id=claimed.invoice.id, seller_id=claimed.invoice.seller_id, type=event,
         payload={"from": Status.ISSUING.value, "to": target.value, **(payload or {})}, now=now,
     )  # fmt: skip
-    return StoredInvoice.from_row(row)
+    changed = {k: v for k, v in values.items() if k != "status"}
+    return replace(
+        claimed.invoice, status=target, cancel_requested=bool(row.cancel_requested), **changed
+    )
 
 
 def release(

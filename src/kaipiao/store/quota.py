@@ -14,8 +14,8 @@ from kaipiao.store.tables import seller_quota
 
 def take_tokens(
     conn: Connection, *, seller_id: str, rate: float, burst: float, want: int, now: datetime
-) -> int:
-    """Take up to `want` whole tokens from the seller's bucket; returns how many were granted."""
+) -> tuple[int, float]:
+    """Take up to `want` whole tokens from the seller's bucket: (granted, tokens left)."""
     query = select(seller_quota).where(seller_quota.c.seller_id == seller_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -32,4 +32,4 @@ def take_tokens(
         .where(seller_quota.c.seller_id == seller_id)
         .values(tokens=tokens - granted, updated_at=now)
     )
-    return granted
+    return granted, tokens - granted
