@@ -198,3 +198,18 @@ async def test_adaptive_limit_ignores_a_slow_tail_but_not_a_slower_platform() ->
         await limit.acquire()
         await limit.release(True, 4.0)
     assert limit.limit < settled
+
+
+def test_breaker_half_open_with_silent_probes_reopens_and_accepting_reserves_nothing() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(BreakerConfig(minimum_calls=2, open_for_s=5, probes=1), clock)
+    for _ in range(2):
+        breaker.allow()
+        breaker.record(failed=True, seconds=0.1)
+    assert not breaker.accepting()
+    clock.now = 5.0
+    assert breaker.accepting() and breaker.accepting()  # peeking reserves no probe
+    assert breaker.allow() and not breaker.accepting()  # the one probe is out
+    clock.now = 21.0  # the probe never reported
+    assert breaker.accepting()
+    assert not breaker.allow() and breaker.state is BreakerState.OPEN  # re-armed, not stuck

@@ -44,6 +44,7 @@ class CircuitBreaker:
         self.state = BreakerState.CLOSED
         self._calls: deque[tuple[bool, bool]] = deque(maxlen=self.config.window)
         self._opened_at = 0.0
+        self._half_open_at = 0.0
         self._probes_out = 0
         self._probe_results: list[tuple[bool, bool]] = []
         self.opened_total = 0
@@ -61,12 +62,27 @@ class CircuitBreaker:
         self._opened_at = self.clock()
         self.opened_total += 1
 
+    def accepting(self) -> bool:
+        """Would `allow` let a call through now? (Reserves nothing: for deciding what to claim.)"""
+        if self.state is BreakerState.OPEN:
+            return self.clock() - self._opened_at >= self.config.open_for_s
+        if self.state is BreakerState.HALF_OPEN:
+            return self._probes_out < self.config.probes or self._probes_stale()
+        return True
+
+    def _probes_stale(self) -> bool:
+        # A probe that never reports back (its task died) must not hold the breaker half-open.
+        return self.clock() - self._half_open_at > 3 * self.config.open_for_s
+
     def allow(self) -> bool:
         """May a call go out now? (In HALF_OPEN this reserves one probe.)"""
+        if self.state is BreakerState.HALF_OPEN and self._probes_stale():
+            self._open()
         if self.state is BreakerState.OPEN:
             if self.clock() - self._opened_at < self.config.open_for_s:
                 return False
             self.state = BreakerState.HALF_OPEN
+            self._half_open_at = self.clock()
             self._probes_out = 0
             self._probe_results = []
         if self.state is BreakerState.HALF_OPEN:
@@ -82,7 +98,9 @@ class CircuitBreaker:
         return max(0.0, self.config.open_for_s - (self.clock() - self._opened_at))
 
     def record(self, failed: bool, seconds: float) -> None:
-        """Record the result of a call that `allow` let through."""
+        """Record the result of a call that `allow` let through. Every such call must report,
+        or a half-open breaker waits for its probes (measured: a path that returned early left
+        a breaker half-open for good after an outage)."""
         result = (failed, seconds >= self.config.slow_call_s)
         c = self.config
         if self.state is BreakerState.HALF_OPEN:

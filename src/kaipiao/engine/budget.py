@@ -43,6 +43,10 @@ class RetryBudget:
         self._refill()
         self.tokens = min(self.cap, self.tokens + 2)
 
+    def can_retry(self) -> bool:
+        self._refill()
+        return self.tokens >= 1
+
     def try_retry(self) -> bool:
         """Spend one token for a retry if there is one."""
         self._refill()

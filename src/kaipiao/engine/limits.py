@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-
 WARM_UP = 100
 
 

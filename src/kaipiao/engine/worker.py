@@ -176,7 +176,7 @@ class Worker:
         room = self.config.max_in_flight - len(self.active)
         if room <= 0:
             return 0
-        skip = [region for region, b in self.breakers.items() if b.retry_in_s() > 0]
+        skip = [region for region, b in self.breakers.items() if not b.accepting()]
         now = self.clock()
         started = time.monotonic()
         claimed = await self.db.write(
@@ -314,13 +314,17 @@ class Worker:
         seller = await self._seller(invoice.seller_id)
         breaker = self._breaker(invoice.region)
         retry = item.must_query_first
-        if item.is_retry and not self.budget.try_retry():
+        # Peek at the budget, then ask the breaker, then spend: a call the breaker refuses must
+        # not cost a retry token (measured: refused calls drained the budget after an outage).
+        if item.is_retry and not self.budget.can_retry():
             await self._release(item, self.policy.backoff_s(invoice.attempts, self.rng), "budget")
             return
         if not breaker.allow():
             await self._release(item, max(0.5, breaker.retry_in_s()), "breaker_open")
             return
-        if not item.is_retry:
+        if item.is_retry:
+            self.budget.try_retry()
+        else:
             self.budget.first_attempt()
         limit = self._limit(invoice.region)
         phase = "query" if retry else "submit"
@@ -340,13 +344,16 @@ class Worker:
             else:
                 outcome = await self._submit(invoice, seller)
         except BaseException:
+            breaker.record(True, time.monotonic() - started)
             await limit.release(False, time.monotonic() - started)
             raise
         elapsed = time.monotonic() - started
         if outcome is None:  # our lease ran out before sending: leave the invoice to its owner
+            breaker.record(False, 0.0)
             await limit.release(True, 0.0)
             return
         if isinstance(outcome, NotFound):  # not yet trusted: an earlier send may still land
+            breaker.record(False, elapsed)  # the platform answered: that is a healthy call
             await limit.release(True, elapsed)
             await self._wait_for_settle(item)
             return
