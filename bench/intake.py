@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from tests.databases import _admin, _run, create_pg_database, drop_pg_database
 from tests.factories import invoice_body
 from tests.processes import clean_env, start_process
 
+from bench import wrk
+
 ROOT = Path(__file__).resolve().parents[1]
 LUA = """
 local body = [[%s]]
@@ -39,29 +40,6 @@ request = function()
   return wrk.format("POST", "/v1/invoices", %s, b)
 end
 """
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
-
-
-def _seconds(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    assert match, text
-    value, unit = float(match.group(1)), match.group(2)
-    return value * 60 if unit == "m" else value * _UNITS[unit]
-
-
-def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, float]:
-    out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s",
-         "--timeout", "30s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50": _seconds(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        "p99": _seconds(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-    }
 
 
 def lua(headers: dict[str, str], tag: str) -> Path:
@@ -80,7 +58,7 @@ def run_baseline(database: str, work: Path, connections: int, seconds: float) ->
     server = start_process(command, work / "baseline.log", r"running on (http://\S+)", env=env)
     try:
         script = lua({"Content-Type": "application/json"}, f"base-{uuid.uuid4().hex[:8]}")
-        return wrk(server.url, script, connections, seconds)
+        return wrk.run(server.url, script, connections, seconds)
     finally:
         server.stop()
 
@@ -117,7 +95,7 @@ def run_kaipiao(
     )
     try:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        return wrk(server.url, lua(headers, f"kp-{uuid.uuid4().hex[:8]}"), connections, seconds)
+        return wrk.run(server.url, lua(headers, f"kp-{uuid.uuid4().hex[:8]}"), connections, seconds)
     finally:
         server.stop()
 

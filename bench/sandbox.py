@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.factories import platform_invoice
 from tests.processes import KAIPIAO, clean_env, start_process
 
+from bench import wrk
 from kaipiao.platform.wire import encode_invoice
 
 LUA = """
@@ -38,14 +37,6 @@ request = function()
   return wrk.format("POST", "/v1/invoices", {["Content-Type"]="application/json"}, b)
 end
 """
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
-
-
-def _seconds(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    assert match, text
-    value, unit = float(match.group(1)), match.group(2)
-    return value * 60 if unit == "m" else value * _UNITS[unit]
 
 
 def run(profile: str, connections: int, seconds: float, script: Path) -> dict[str, float]:
@@ -53,24 +44,9 @@ def run(profile: str, connections: int, seconds: float, script: Path) -> dict[st
     command = ["taskset", "-c", "0", *KAIPIAO, "sandbox", "--port", "0", "--profile", profile]
     sandbox = start_process(command, log, r"listening on (http://\S+)", env=clean_env())
     try:
-        out = subprocess.run(
-            ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s",
-             "--timeout", "30s", "--latency", "-s", str(script), sandbox.url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        return wrk.run(sandbox.url, script, connections, seconds)
     finally:
         sandbox.stop()
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    mean = _seconds(re.search(r"Latency\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _seconds(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _seconds(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rate": rate, "mean": mean, "p50": p50, "p99": p99,
-        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-        "socket_errors": errors.group(1) if errors else "none",  # type: ignore[dict-item]
-    }  # fmt: skip
 
 
 def main() -> None:

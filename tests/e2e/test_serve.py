@@ -115,7 +115,9 @@ def test_serve_on_postgresql(tmp_path: Path, pg_session_url: str) -> None:
 
     _run(truncate_all(pg_session_url))
     url = pg_session_url.replace("postgresql+asyncpg://", "postgresql://")
-    assert "revision 0001" in kaipiao("migrate", "--database-url", url).stdout
+    from kaipiao.store.migrate import head_revision
+
+    assert f"revision {head_revision()}" in kaipiao("migrate", "--database-url", url).stdout
     created = json.loads(
         kaipiao(
             "seller",

@@ -126,7 +126,7 @@ class ReverseCreate(BaseModel):
     "/v1/invoices/{invoice_id}/reverse",
     status_code=202,
     response_model=InvoicePublic,
-    responses=_problems(404, 409, 415, 422, *AUTH),
+    responses=_problems(400, 404, 409, 413, 415, 422, *AUTH),
     tags=["invoices"],
 )
 async def reverse_invoice(

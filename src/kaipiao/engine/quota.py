@@ -33,7 +33,7 @@ class QuotaGate:
         db: Database,
         clock: Callable[[], datetime],
         *,
-        window_s: float = 0.2,
+        window_s: float = 0.1,
         hold_s: float = 0.25,
         rng: random.Random | None = None,
     ) -> None:
@@ -46,10 +46,11 @@ class QuotaGate:
 
     @staticmethod
     def burst(rate: float) -> float:
-        """Half a second of quota: the shared bucket must not overflow while a take waits its
-        turn in the database (measured: a 0.1 s bucket lost a fifth of the quota under load).
-        Tokens are then paced out locally, so the platform never sees the burst."""
-        return max(1.0, rate * 0.5)
+        """A quarter second of quota in the shared bucket: room enough not to overflow while a
+        take waits its turn in the database (a 0.1 s bucket lost a fifth of the quota under
+        load), small enough that workers together cannot burst past the platform (a 0.5 s bucket
+        drew 429s from a platform with a 5-call burst when three workers started together)."""
+        return max(1.0, rate * 0.25)
 
     async def acquire(self, seller: Seller) -> None:
         """Wait until this seller may make one more platform call.
@@ -64,7 +65,7 @@ class QuotaGate:
         async with local.lock:
             while local.tokens <= 0 or time.monotonic() >= local.expires:
                 burst = self.burst(rate)
-                want = max(1, math.floor(burst))
+                want = max(1, math.ceil(rate * self.window_s))  # a tenth of a second each
                 granted, left = await self.db.write(
                     functools.partial(
                         take_tokens, seller_id=seller.id, rate=rate, burst=burst,
@@ -77,7 +78,7 @@ class QuotaGate:
                 else:
                     # Sleep until the bucket holds most of a burst again: waking sooner wastes a
                     # transaction, later lets the bucket overflow (tokens lost, rate below quota).
-                    wait = max(0.002, (want * 0.8 - left) / rate)
+                    wait = max(0.002, (min(want, burst) * 0.8 - left) / rate)
                     await asyncio.sleep(wait * self.rng.uniform(0.95, 1.05))
             local.tokens -= 1
             # Pace calls at the seller's rate, with 50 ms of catch-up for sleep jitter.

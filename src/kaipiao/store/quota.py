@@ -21,8 +21,12 @@ def take_tokens(
         query = query.with_for_update()
     row = conn.execute(query).first()
     if row is None:
-        tokens = burst
-        conn.execute(insert(seller_quota).values(seller_id=seller_id, tokens=burst, updated_at=now))
+        # A new bucket starts with one token, not a full burst: workers starting together would
+        # otherwise fire the whole burst at the platform at once.
+        tokens = 1.0
+        conn.execute(
+            insert(seller_quota).values(seller_id=seller_id, tokens=tokens, updated_at=now)
+        )
     else:
         elapsed = max(0.0, (now - row.updated_at).total_seconds())
         tokens = min(burst, row.tokens + elapsed * rate)
