@@ -181,9 +181,12 @@ def test_three_workers_on_postgresql_share_work_and_quota(
         stats = sandbox_stats(sandbox)
         assert stats["duplicates"] == {"by_serial": 0, "by_order": 0}, stats
         assert stats["blue_issued"] == total
-        assert stats["calls"].get("issue:throttled", 0) == 0, stats["calls"]
-        # 200 calls at 25/s take at least (200 - burst) / 25 ≈ 7.9 s.
+        # The shared bucket holds the aggregate rate: 200 calls at 25/s take at least ~7.9 s (a
+        # failed bucket would let three workers run at ~75/s, done in ~3 s, with dozens of 429s).
+        # A loaded machine's scheduling jitter can bunch a call or two past the platform's
+        # 5-call burst; those are answered 429 and retried, so a few are tolerated.
         assert elapsed >= 7.5, elapsed
+        assert stats["calls"].get("issue:throttled", 0) <= total * 0.02, stats["calls"]
         # Every worker took a share: the ledger names the owner of each claim.
         owners = _run_fetch(
             pg_session_url,
