@@ -119,8 +119,9 @@ async def watch_rate(db: Database, until_count: int, timeout_s: float) -> list[t
 
 
 def rate_between(samples: list[tuple[float, int]], low: int, high: int) -> float:
-    start = next(s for s in samples if s[1] >= low)
-    end = next(s for s in samples if s[1] >= high)
+    """Issued/s between the first samples at or above `low` and `high` (or the last sample)."""
+    start = next((s for s in samples if s[1] >= low), samples[0])
+    end = next((s for s in samples if s[1] >= high), samples[-1])
     return (end[1] - start[1]) / max(1e-9, end[0] - start[0])
 
 

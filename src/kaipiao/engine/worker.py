@@ -317,7 +317,10 @@ class Worker:
         # Peek at the budget, then ask the breaker, then spend: a call the breaker refuses must
         # not cost a retry token (measured: refused calls drained the budget after an outage).
         if item.is_retry and not self.budget.can_retry():
-            await self._release(item, self.policy.backoff_s(invoice.attempts, self.rng), "budget")
+            # A budget refusal limits the rate of retries; it says nothing about this invoice, so
+            # it comes back soon (measured: releasing with its exponential backoff left most of a
+            # post-outage backlog asleep for up to a minute after the platform recovered).
+            await self._release(item, self.rng.uniform(0.5, 2.0), "budget")
             return
         if not breaker.allow():
             await self._release(item, max(0.5, breaker.retry_in_s()), "breaker_open")
@@ -354,6 +357,7 @@ class Worker:
             return
         if isinstance(outcome, NotFound):  # not yet trusted: an earlier send may still land
             breaker.record(False, elapsed)  # the platform answered: that is a healthy call
+            self.budget.success()
             await limit.release(True, elapsed)
             await self._wait_for_settle(item)
             return
@@ -366,7 +370,10 @@ class Worker:
         timed_out = isinstance(outcome, Ambiguous) and "Timeout" in outcome.reason
         congested = kind is OutcomeClass.WAIT or timed_out
         await limit.release(not congested, elapsed)
-        if kind is OutcomeClass.DONE:
+        if kind not in (OutcomeClass.SAFE, OutcomeClass.VERIFY, OutcomeClass.WAIT):
+            # Any definite answer shows a healthy platform and earns retry budget (measured: with
+            # only issues counted, queries answered "not found yet" after an outage left the
+            # budget at its floor and the drain at 1% of quota).
             self.budget.success()
         self.stats[f"{phase}_{type(outcome).__name__.lower()}"] += 1
         await self._record(item, outcome, phase)
