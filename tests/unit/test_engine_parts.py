@@ -213,3 +213,17 @@ def test_breaker_half_open_with_silent_probes_reopens_and_accepting_reserves_not
     clock.now = 21.0  # the probe never reported
     assert breaker.accepting()
     assert not breaker.allow() and breaker.state is BreakerState.OPEN  # re-armed, not stuck
+
+
+async def test_adaptive_limit_climbs_back_fast_after_a_deep_cut() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(initial=200, minimum=4, cooldown_s=0.0, clock=clock)
+    for _ in range(20):  # an outage: timeouts cut it to the minimum
+        await limit.acquire()
+        await limit.release(False, 0.1)
+    assert limit.limit == 4
+    for _ in range(200):  # the platform is back: busy, fast calls
+        while limit.available:
+            await limit.acquire()
+        await limit.release(True, 0.8)
+    assert limit.limit >= 100  # slow start again below half the peak, not +1 per round trip

@@ -45,6 +45,7 @@ class AdaptiveLimit:
         self.clock = clock
         self.in_flight = 0
         self.slow_start = True
+        self.peak = float(initial)
         self._last_cut = -cooldown_s
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -88,9 +89,14 @@ class AdaptiveLimit:
     async def release(self, ok: bool, seconds: float) -> None:
         """Return a slot: `ok` False marks the call congested (timeout, throttled)."""
         grew = self._latency_grew(seconds)
+        self.peak = max(self.limit, self.peak * 0.9999)  # a peak from long ago fades
         if ok and not grew:
             if self.in_flight >= int(self.limit) * 0.8:
-                step = 1.0 if self.slow_start else 1 / self.limit
+                # Slow start at first, and again while far below the recent peak (TCP after a
+                # timeout): after an outage cut it to the minimum, +1 per round trip would take
+                # minutes to carry the backlog again.
+                fast = self.slow_start or self.limit < self.peak / 2
+                step = 1.0 if fast else 1 / self.limit
                 self.limit = min(self.maximum, self.limit + step)
         else:
             now = self.clock()
