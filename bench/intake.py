@@ -13,7 +13,6 @@ latency, and kaipiao / baseline (target ≥ 0.6).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.databases import _admin, _run, create_pg_database, drop_pg_database
+from tests.databases import create_pg_database, drop_pg_database
 from tests.factories import invoice_body
 from tests.processes import clean_env, start_process
 
@@ -138,5 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    _ = (asyncio, _admin, _run)
     main()

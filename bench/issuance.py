@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,8 @@ from tests.factories import invoice_body
 from tests.processes import KAIPIAO, Running, clean_env, start_process
 
 from kaipiao.api.schemas import InvoiceCreate
+from kaipiao.clock import utcnow
 from kaipiao.domain.invoice import price_invoice
-from kaipiao.sandbox.state import utcnow
 from kaipiao.services.intake import _new_row, request_hash
 from kaipiao.store.database import Database
 from kaipiao.store.events import append_events
@@ -192,7 +191,6 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
     )
     print(f"  platform ground truth: issued {stats['blue_issued']}, duplicates {stats['duplicates']}; "
           f"kaipiao: {final} of {total} issued when the run ended (the rest still queued, none lost)")  # fmt: skip
-    _ = statistics
 
 
 def main() -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select
 
 from kaipiao.api.schemas import InvoiceCreate, render_invoice
+from kaipiao.clock import utcnow
 from kaipiao.domain.sellers import Seller
 from kaipiao.engine.breaker import BreakerConfig
 from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.worker import WorkerConfig
-from kaipiao.sandbox.state import utcnow
 from kaipiao.services import intake
 from kaipiao.store.database import Database
 from kaipiao.store.invoices import StoredInvoice
@@ -75,6 +74,3 @@ def statuses(items: list[StoredInvoice]) -> dict[str, int]:
     for item in items:
         out[item.status.value] = out.get(item.status.value, 0) + 1
     return out
-
-
-Any_ = Any

@@ -17,12 +17,13 @@ from pathlib import Path
 import uvicorn
 
 from kaipiao.api.app import create_app
+from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.worker import Worker, WorkerConfig
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.sandbox.faults import PROFILES
 from kaipiao.sandbox.server import SandboxServer
-from kaipiao.sandbox.state import SandboxState, utcnow
+from kaipiao.sandbox.state import SandboxState
 from kaipiao.services import sellers
 from kaipiao.store.database import Database
 from kaipiao.store.migrate import upgrade

@@ -174,7 +174,7 @@ def seller_add(
 ) -> None:
     """Register a seller and print its API key (shown once; only a hash is stored)."""
     from kaipiao.bootstrap import database_for
-    from kaipiao.sandbox.state import utcnow
+    from kaipiao.clock import utcnow
     from kaipiao.services import sellers
     from kaipiao.services.errors import ServiceError
     from kaipiao.store.migrate import upgrade
@@ -328,7 +328,7 @@ def invoices_requeue(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Give attention invoices new attempts (each is queried on the platform before resending)."""
-    from kaipiao.sandbox.state import utcnow
+    from kaipiao.clock import utcnow
     from kaipiao.services import operations
     from kaipiao.services.errors import ServiceError
 

@@ -89,8 +89,8 @@ async def http_platform(sandbox: Running) -> AsyncIterator[HttpPlatform]:
 from dataclasses import dataclass as _dataclass  # noqa: E402
 
 from kaipiao.api.app import create_app  # noqa: E402
+from kaipiao.clock import utcnow  # noqa: E402
 from kaipiao.config import Settings  # noqa: E402
-from kaipiao.sandbox.state import utcnow  # noqa: E402
 from kaipiao.services.sellers import NewSeller, add_seller  # noqa: E402
 from kaipiao.store.database import Database  # noqa: E402
 from tests.factories import OTHER_SELLER_TAX_ID, SELLER_TAX_ID  # noqa: E402

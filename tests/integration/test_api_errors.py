@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from kaipiao.api.app import create_app
+from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Status
-from kaipiao.sandbox.state import utcnow
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
 from kaipiao.store.invoices import get_invoice, transition

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from kaipiao.sandbox.state import utcnow
+from kaipiao.clock import utcnow
 from kaipiao.store import idempotency
 from kaipiao.store.tables import idempotency_keys, invoices
 from tests.factories import invoice_body

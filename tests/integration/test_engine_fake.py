@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.worker import Worker
 from kaipiao.platform.fake import FakePlatform
 from kaipiao.platform.outcomes import Ambiguous, Throttled, Unavailable
 from kaipiao.sandbox.faults import build_faults
-from kaipiao.sandbox.state import utcnow
 from kaipiao.services.intake import cancel_invoice
 from kaipiao.services.reversal import reverse_invoice
 from kaipiao.services.sellers import NewSeller, add_seller

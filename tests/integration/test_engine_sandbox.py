@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Status
 from kaipiao.engine.worker import Worker
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.platform.protocol import ListedPage
-from kaipiao.sandbox.state import utcnow
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
 from tests.engine_support import FAST, accept, all_invoices, statuses

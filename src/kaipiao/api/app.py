@@ -14,9 +14,9 @@ from kaipiao.api import problems
 from kaipiao.api.auth import KeyCache
 from kaipiao.api.guards import BodyGuard, Observe, RateLimiter
 from kaipiao.api.routes import router
+from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.ops.metrics import Metrics
-from kaipiao.sandbox.state import utcnow
 from kaipiao.store.database import Database
 
 log = logging.getLogger("kaipiao.api")

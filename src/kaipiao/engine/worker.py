@@ -40,6 +40,7 @@ from decimal import Decimal
 
 from sqlalchemy.engine import Connection
 
+from kaipiao.clock import utcnow
 from kaipiao.domain.invoice import Buyer
 from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.domain.sellers import Seller
@@ -60,7 +61,6 @@ from kaipiao.platform.outcomes import (
     Throttled,
 )
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine, RedRequest, TaxPlatform
-from kaipiao.sandbox.state import utcnow
 from kaipiao.services.reversal import create_red
 from kaipiao.store import invoices as repo
 from kaipiao.store import queue

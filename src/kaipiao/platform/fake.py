@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from kaipiao.clock import utcnow
 from kaipiao.platform.outcomes import (
     Ambiguous,
     IssueOutcome,
@@ -21,7 +22,7 @@ from kaipiao.platform.outcomes import (
     Unavailable,
 )
 from kaipiao.platform.protocol import ListOutcome, PlatformInvoice, RedRequest
-from kaipiao.sandbox.state import SandboxState, utcnow
+from kaipiao.sandbox.state import SandboxState
 
 Injected = Ambiguous | Unavailable | Throttled
 

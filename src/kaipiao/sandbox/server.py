@@ -26,6 +26,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from kaipiao.clock import utcnow
 from kaipiao.platform.outcomes import (
     Duplicate,
     Issued,
@@ -34,6 +35,7 @@ from kaipiao.platform.outcomes import (
     QueryOutcome,
     Rejected,
 )
+from kaipiao.platform.protocol import PlatformInvoice, RedRequest
 from kaipiao.platform.wire import (
     WireError,
     decode_invoice,
@@ -44,7 +46,7 @@ from kaipiao.platform.wire import (
 )
 from kaipiao.sandbox.faults import PROFILES, FaultConfigError, Faults, build_faults
 from kaipiao.sandbox.http1 import Dropped, Http1Server, Request, Response, json_response
-from kaipiao.sandbox.state import SandboxState, utcnow
+from kaipiao.sandbox.state import SandboxState
 
 log = logging.getLogger("kaipiao.sandbox")
 HANG_LIMIT_S = 600.0
@@ -275,33 +277,32 @@ class SandboxServer:
         raise TypeError(f"unexpected outcome {outcome!r}")
 
     # -- routes --------------------------------------------------------------------------------
-    async def issue(self, request: Request) -> Response:
+    async def _mutation(
+        self,
+        request: Request,
+        endpoint: str,
+        decode: Callable[[Any], PlatformInvoice | RedRequest],
+        operation: Callable[[Any, datetime], Outcome],
+    ) -> Response:
+        """Issue or red-issue: decode (400/415 on bad input), then the call with its faults."""
         try:
-            invoice = decode_invoice(self._body(request))
+            body = decode(self._body(request))
         except WireError as exc:
-            self.state.calls["issue:bad_request"] += 1
+            self.state.calls[f"{endpoint}:bad_request"] += 1
             return _problem(
                 415 if exc.code == "unsupported_media_type" else 400, exc.code, exc.message
             )
         outcome, response = await self._faulty(
-            request, "issue", invoice.seller_tax_id, invoice.seller_region,
-            lambda now: self.state.issue(invoice, now), mutating=True,
+            request, endpoint, body.seller_tax_id, body.seller_region,
+            lambda now: operation(body, now), mutating=True,
         )  # fmt: skip
-        return response or self._answer(invoice.serial_no, outcome, query=False)  # type: ignore[arg-type]
+        return response or self._answer(body.serial_no, outcome, query=False)  # type: ignore[arg-type]
+
+    async def issue(self, request: Request) -> Response:
+        return await self._mutation(request, "issue", decode_invoice, self.state.issue)
 
     async def issue_red(self, request: Request) -> Response:
-        try:
-            red = decode_red(self._body(request))
-        except WireError as exc:
-            self.state.calls["red:bad_request"] += 1
-            return _problem(
-                415 if exc.code == "unsupported_media_type" else 400, exc.code, exc.message
-            )
-        outcome, response = await self._faulty(
-            request, "red", red.seller_tax_id, red.seller_region,
-            lambda now: self.state.issue_red(red, now), mutating=True,
-        )  # fmt: skip
-        return response or self._answer(red.serial_no, outcome, query=False)  # type: ignore[arg-type]
+        return await self._mutation(request, "red", decode_red, self.state.issue_red)
 
     async def query(self, request: Request) -> Response:
         serial_no = request.path[len(QUERY_PREFIX) :]

@@ -12,7 +12,7 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -372,7 +372,3 @@ class SandboxState:
         if path is not None and path.exists():
             path.unlink()
         self.__post_init__()
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
