@@ -68,7 +68,7 @@ def run_kaipiao(
     data = work / f"kaipiao-{time.monotonic_ns()}"
     data.mkdir()
     store = ["--data-dir", str(data)] + (["--database-url", database_url] if database_url else [])
-    flags = [*store, "--no-demo-seller", "--platform-url", "http://127.0.0.1:9"]
+    flags = [*store, "--no-demo-seller", "--no-workers"]
     added = subprocess.run(
         [sys.executable, "-m", "kaipiao", "seller", "add", "--name", "bench", "--tax-id",
          "91310110666007217T", "--json", *store],

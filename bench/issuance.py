@@ -63,7 +63,7 @@ async def fill_backlog(url: str, count: int) -> None:
             request = model.model_copy(update={"order_id": f"B-{i}"})
             priced = price_invoice(request.to_domain(), seller.policy())
             rows.append(
-                _new_row(seller, priced, request_hash(request.model_dump(mode="json")), now)
+                _new_row(seller, priced, request_hash(request.model_dump_json().encode()), now)
             )
 
         def work(conn, rows=rows, now=now):  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ def seconds(text: str) -> float:
 
 
 def _find(pattern: str, report: str) -> str:
-    match = re.search(pattern, report)
+    match = re.search(pattern, report, re.MULTILINE)
     if match is None:
         raise ValueError(f"wrk report lacks {pattern!r}:\n{report}")
     return match.group(1)
@@ -38,9 +38,9 @@ def run(
     errors = re.search(r"Socket errors: (.*)", report)
     return {
         "rate": float(_find(r"Requests/sec:\s+([\d.]+)", report)),
-        "mean": seconds(_find(r"Latency\s+(\S+)", report)),
-        "p50": seconds(_find(r"50%\s+(\S+)", report)),
-        "p99": seconds(_find(r"99%\s+(\S+)", report)),
+        "mean": seconds(_find(r"^\s+Latency\s+(\S+)", report)),
+        "p50": seconds(_find(r"^\s+50%\s+(\S+)", report)),
+        "p99": seconds(_find(r"^\s+99%\s+(\S+)", report)),
         "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
         "socket_errors": errors.group(1) if errors else "none",  # type: ignore[dict-item]
     }

@@ -32,9 +32,9 @@ FAST = WorkerConfig(
 async def accept(db: Database, seller: Seller, count: int, prefix: str = "E") -> list[str]:
     ids = []
     for i in range(count):
-        body = InvoiceCreate.model_validate(invoice_body(f"{prefix}-{i}")).model_dump(mode="json")
+        body = InvoiceCreate.model_validate(invoice_body(f"{prefix}-{i}"))
         answer = await intake.submit_invoice(
-            db, seller, InvoiceCreate.model_validate(body).to_domain(), body,
+            db, seller, body.to_domain(), body.model_dump_json().encode(),
             render=render_invoice, now=utcnow(),
         )  # fmt: skip
         ids.append(answer.body["id"])

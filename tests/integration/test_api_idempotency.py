@@ -51,7 +51,7 @@ async def test_in_progress_key_answers_409_until_the_claim_lapses(api: Api) -> N
     from kaipiao.api.schemas import InvoiceCreate
     from kaipiao.services.intake import request_hash
 
-    digest = request_hash(InvoiceCreate.model_validate(body).model_dump(mode="json"))
+    digest = request_hash(InvoiceCreate.model_validate(body).model_dump_json().encode())
     now = utcnow()
     claim = await api.database.write(
         lambda conn: idempotency.claim(

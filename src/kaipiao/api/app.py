@@ -13,6 +13,7 @@ from kaipiao import __version__
 from kaipiao.api import problems
 from kaipiao.api.auth import KeyCache
 from kaipiao.api.guards import BodyGuard, Observe, RateLimiter
+from kaipiao.api.intake_path import IntakePath
 from kaipiao.api.routes import router
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
@@ -52,6 +53,7 @@ def create_app(
 
     problems.install(app, on_problem)
     app.include_router(router)
+    app.add_middleware(IntakePath, state=app.state, on_problem=on_problem)
     app.add_middleware(
         BodyGuard,
         max_bytes=settings.max_body_bytes,

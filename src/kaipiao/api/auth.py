@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -35,14 +35,13 @@ class KeyCache:
         self._entries[key_hash] = (time.monotonic() + CACHE_SECONDS, principal)
 
 
-async def principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+async def authenticate(state: Any, authorization: str) -> Principal:
+    """The principal behind an `Authorization: Bearer` header value; Problem 401 if none."""
+    scheme, _, token = authorization.partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="kaipiao"'}
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem("unauthorized", "send Authorization: Bearer <api key>", headers=challenge)
     key_hash = hashlib.sha256(token.strip().encode()).hexdigest()
-    state = request.app.state
     found: Principal | None = state.key_cache.get(key_hash)
     if found is None:
         found = await state.database.read(lambda conn: find_principal(conn, key_hash))
@@ -52,19 +51,28 @@ async def principal(request: Request) -> Principal:
     return found
 
 
-async def seller(request: Request, who: Annotated[Principal, Depends(principal)]) -> Seller:
+def admit_seller(state: Any, who: Principal, client: str | None) -> Seller:
+    """The seller a principal acts for, if it may call from `client` now: Problem 403 for a
+    key without a seller or a caller outside the seller's networks, 429 over the rate limit."""
     if who.seller is None:
         raise Problem("forbidden", "this key belongs to no seller", status=403)
-    client = request.client.host if request.client else None
     if not network_allowed(client, who.seller.allowed_networks):
         raise Problem("network_not_allowed", f"calls from {client} are not allowed for this seller")
-    wait = request.app.state.rate_limiter.acquire(who.key_id)
+    wait = state.rate_limiter.acquire(who.key_id)
     if wait is not None:
         raise Problem(
             "rate_limited", "too many requests for this key",
             headers={"Retry-After": str(max(1, round(wait + 0.5)))},
         )  # fmt: skip
     return who.seller
+
+
+async def principal(request: Request) -> Principal:
+    return await authenticate(request.app.state, request.headers.get("authorization", ""))
+
+
+async def seller(request: Request, who: Annotated[Principal, Depends(principal)]) -> Seller:
+    return admit_seller(request.app.state, who, request.client.host if request.client else None)
 
 
 async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:

@@ -6,11 +6,13 @@ The code → HTTP status table below is the one place where statuses are decided
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -104,10 +106,11 @@ def from_domain(error: DomainError) -> Problem:
     return Problem(error.code, error.message, status=422)
 
 
-def from_validation(error: RequestValidationError) -> Problem:
+def from_validation(items: Sequence[Any]) -> Problem:
+    """A problem from pydantic's error list (FastAPI's or our own parse of the body)."""
     errors: list[dict[str, Any]] = []
     code = "invalid_request"
-    for item in error.errors():
+    for item in items:
         kind = item.get("type", "")
         if kind == "json_invalid":
             return Problem("malformed_json", "the request body is not valid JSON", status=400)
@@ -119,45 +122,44 @@ def from_validation(error: RequestValidationError) -> Problem:
     return Problem(code, detail or "invalid request", status=422, errors=errors)
 
 
-def install(app: FastAPI, on_problem: Any) -> None:
-    """Register the handlers that turn every error into a problem document."""
+STORE_DOWN = (OperationalError, InterfaceError, PoolTimeout, OSError)
 
-    async def handle(request: Request, problem: Problem) -> JSONResponse:
+
+def to_problem(exc: BaseException) -> Problem | None:
+    """The problem document for an exception, or None for a bug (answered 500 and logged)."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, DomainError):
+        return from_domain(exc)
+    if isinstance(exc, ServiceError):
+        return Problem(exc.code, exc.message)
+    if isinstance(exc, RequestValidationError):
+        return from_validation(exc.errors())
+    if isinstance(exc, ValidationError):
+        return from_validation(exc.errors(include_url=False))
+    if isinstance(exc, StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return Problem(code, str(exc.detail), status=exc.status_code)
+    if isinstance(exc, STORE_DOWN):
+        # The database (or the network to it) is down or restarting: a retryable 503.
+        log.warning("store unavailable: %s", exc)
+        return Problem(
+            "store_unavailable", "the database is unavailable; retry shortly",
+            headers={"Retry-After": "2"},
+        )  # fmt: skip
+    return None
+
+
+def install(app: FastAPI, on_problem: Callable[[Problem], None]) -> None:
+    """Register the handlers that turn every expected error into a problem document."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        problem = to_problem(exc)
+        if problem is None:
+            raise exc
         on_problem(problem)
         return problem_response(problem, request.url.path)
 
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return await handle(request, exc)
-
-    @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return await handle(request, from_domain(exc))
-
-    @app.exception_handler(ServiceError)
-    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
-        return await handle(request, Problem(exc.code, exc.message))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return await handle(request, from_validation(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return await handle(request, Problem(code, str(exc.detail), status=exc.status_code))
-
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    @app.exception_handler(PoolTimeout)
-    @app.exception_handler(OSError)
-    async def _store(request: Request, exc: Exception) -> JSONResponse:
-        # The database (or the network to it) is down or restarting: a retryable 503.
-        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return await handle(
-            request,
-            Problem(
-                "store_unavailable", "the database is unavailable; retry shortly",
-                headers={"Retry-After": "2"},
-            ),
-        )  # fmt: skip
+    for kind in (Problem, DomainError, ServiceError, RequestValidationError,
+                 StarletteHTTPException, *STORE_DOWN):  # fmt: skip
+        app.add_exception_handler(kind, handle)

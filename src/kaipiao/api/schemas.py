@@ -16,7 +16,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    model_validator,
 )
 
 from kaipiao.domain.invoice import Buyer, InvoiceRequest, InvoiceType, LineRequest
@@ -47,20 +46,6 @@ DecimalStr = Annotated[
     Field(json_schema_extra={"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}),
 ]
 Text = Annotated[str, Field(max_length=200)]
-
-
-def _no_surrogates(value: Any, path: str = "") -> None:
-    """JSON can carry lone UTF-16 surrogates (\\ud800); no store or platform can keep them."""
-    if isinstance(value, str):
-        if any("\ud800" <= ch <= "\udfff" for ch in value):
-            raise ValueError(f"{path or 'a string'} contains an unpaired surrogate (invalid text)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _no_surrogates(key, path)
-            _no_surrogates(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _no_surrogates(item, f"{path}.{index}")
 
 
 class _In(BaseModel):
@@ -112,18 +97,12 @@ class InvoiceCreate(_In):
     remark: Annotated[str, Field(max_length=200)] | None = None
     callback_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://")] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        _no_surrogates(data)
-        return data
-
     def to_domain(self) -> InvoiceRequest:
         return InvoiceRequest(
             order_id=self.order_id,
             invoice_type=InvoiceType(self.invoice_type),
-            buyer=Buyer(**self.buyer.model_dump()),
-            lines=tuple(LineRequest(**line.model_dump()) for line in self.lines),
+            buyer=Buyer(**self.buyer.__dict__),
+            lines=tuple(LineRequest(**line.__dict__) for line in self.lines),
             remark=self.remark,
             callback_url=self.callback_url,
         )

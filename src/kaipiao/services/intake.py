@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from kaipiao.domain.codes import new_serial_no
 from kaipiao.domain.invoice import InvoiceRequest, PricedInvoice, price_invoice
@@ -27,7 +26,7 @@ from kaipiao.services.errors import Conflict, NotFound
 from kaipiao.store import idempotency
 from kaipiao.store import invoices as repo
 from kaipiao.store.database import Database
-from kaipiao.store.events import append_event
+from kaipiao.store.events import append_events
 
 Render = Callable[[repo.StoredInvoice], dict[str, Any]]
 
@@ -40,10 +39,10 @@ class Answer:
     body: dict[str, Any]
 
 
-def request_hash(body: dict[str, Any]) -> str:
-    """SHA-256 of the request's canonical JSON: equal for equal requests however formatted."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def request_hash(canonical: bytes) -> str:
+    """SHA-256 of a request in canonical form (the caller's parsed request serialised in its
+    schema's field order): equal for equal requests however they were formatted."""
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _line_json(priced: PricedInvoice) -> list[dict[str, Any]]:
@@ -121,32 +120,58 @@ def _complete_key(conn: Connection, seller: Seller, key: str | None, answer: Ans
         )  # fmt: skip
 
 
-def _insert_new(
+@dataclass(frozen=True, slots=True)
+class _New:
+    """One accepted request waiting for its batch: the row to insert and what to answer."""
+
+    row: dict[str, Any]
+    event: dict[str, Any]
+    key: str | None
+    seller_id: str
+    render: Render
+
+
+def _new_item(
     seller: Seller, priced: PricedInvoice, digest: str, render: Render, key: str | None,
     now: datetime,
-) -> Callable[[Connection], Answer]:  # fmt: skip
-    """The unit of work that stores a new invoice and its first event.
+) -> _New:  # fmt: skip
+    row = _new_row(seller, priced, digest, now)
+    event = {
+        "invoice_id": row["id"], "seller_id": seller.id, "type": "accepted", "created_at": now,
+        "payload": {
+            "order_id": row["order_id"], "serial_no": row["serial_no"], "request_hash": digest,
+            "total": row["total"], "warnings": list(priced.warnings),
+        },
+    }  # fmt: skip
+    return _New(row, event, key, seller.id, render)
 
-    It does not look for the order first: the unique (seller, order) constraint refuses a second
-    invoice, the unit is rolled back alone, and the caller then runs `_find_existing`."""
 
-    def work(conn: Connection) -> Answer:
-        row = _new_row(seller, priced, digest, now)
-        stored = repo.insert_invoice(conn, row)
-        append_event(
-            conn, invoice_id=row["id"], seller_id=seller.id, type="accepted",
-            payload={
-                "order_id": row["order_id"], "serial_no": row["serial_no"],
-                "request_hash": digest, "total": row["total"],
-                "warnings": list(priced.warnings),
-            },
-            now=now,
-        )  # fmt: skip
-        answer = Answer(202, render(stored))
-        _complete_key(conn, seller, key, answer)
-        return answer
+def store_new(conn: Connection, items: list[_New]) -> list[Answer | None]:
+    """The batched unit of work that stores new invoices with their first events (one
+    statement each for all of them) and completes their idempotency keys.
 
-    return work
+    It does not look for the orders first: a row whose order already has its invoice (perhaps
+    committed a moment ago by a concurrent duplicate) is skipped by the unique rule and answered
+    None, and the caller then runs `_find_existing`."""
+    stored = repo.insert_new_invoices(conn, [item.row for item in items])
+    append_events(
+        conn,
+        [item.event for item, invoice in zip(items, stored, strict=True) if invoice is not None],
+        now=items[0].row["created_at"],
+    )
+    answers: list[Answer | None] = []
+    for item, invoice in zip(items, stored, strict=True):
+        if invoice is None:
+            answers.append(None)
+            continue
+        answer = Answer(202, item.render(invoice))
+        if item.key is not None:
+            idempotency.complete(
+                conn, item.seller_id, item.key, status=202,
+                body=json.dumps(answer.body, ensure_ascii=False),
+            )  # fmt: skip
+        answers.append(answer)
+    return answers
 
 
 def _find_existing(
@@ -167,7 +192,7 @@ async def submit_invoice(
     db: Database,
     seller: Seller,
     request: InvoiceRequest,
-    body: dict[str, Any],
+    canonical: bytes,
     *,
     render: Render,
     now: datetime,
@@ -180,7 +205,7 @@ async def submit_invoice(
     idempotency_key_reused and request_in_progress.
     """
     priced = price_invoice(request, seller.policy())
-    digest = request_hash(body)
+    digest = request_hash(canonical)
     key = idempotency_key
     if key is not None:
         claim = await db.write(
@@ -199,18 +224,20 @@ async def submit_invoice(
                 "a request with this Idempotency-Key is still being processed",
                 "request_in_progress",
             )
-    insert_new = _insert_new(seller, priced, digest, render, key, now)
     find = _find_existing(seller, request.order_id, digest, render, key)
     try:
         for _ in range(3):
-            try:
-                return await db.write(insert_new)
-            except IntegrityError:
-                # The order has its invoice already (perhaps committed a moment ago by a
-                # concurrent duplicate): answer with it, or order_conflict if the bodies differ.
-                found = await db.write(find)
-                if found is not None:
-                    return found
+            stored = await db.write_batched(
+                store_new, _new_item(seller, priced, digest, render, key, now)
+            )
+            if stored is not None:
+                return stored
+            # The order has its invoice already (perhaps committed a moment ago by a concurrent
+            # duplicate): answer with it, or order_conflict if the bodies differ. None here means
+            # the serial collided, which a fresh row settles.
+            found = await db.write(find)
+            if found is not None:
+                return found
         raise Conflict("the order kept changing; retry", "request_in_progress")
     except BaseException:
         if key is not None:

@@ -12,6 +12,12 @@ one fsync serves many requests under load. Why not aiosqlite: its thread round t
 call added up to ~2.5 ms per transaction (16 hops) and capped intake at ~100 requests/s.
 Write transactions begin IMMEDIATE, so writers in other processes wait on the busy timeout rather
 than failing on a stale snapshot.
+
+Batched units (`write_batched`): many requests of one kind (a new invoice, say) run as one call
+over all of them (one multi-row INSERT instead of one per request) inside one transaction; on
+PostgreSQL a writer task gathers them while the previous batch commits, exactly as the SQLite
+writer does, so a burst of requests costs a few round trips and one commit. If a batch fails,
+each of its items is run again alone, so one bad item fails only its own caller.
 """
 
 from __future__ import annotations
@@ -31,7 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 Work = Callable[[Connection], T]
+BatchWork = Callable[[Connection, list[ItemT]], list[ResultT]]
+"""Runs a batch of items of one kind and returns one result per item, in order."""
 MAX_BATCH = 256
 READERS = 4
 
@@ -44,6 +54,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "PRAGMA synchronous=FULL",
         "PRAGMA foreign_keys=ON",
         "PRAGMA busy_timeout=30000",
+        # Savepoints keep a statement journal; in a file it cost a tenth of the writer's time.
+        "PRAGMA temp_store=MEMORY",
+        "PRAGMA cache_size=-65536",  # 64 MiB of page cache (the default is 2 MiB)
     ):
         cursor.execute(pragma)
     cursor.close()
@@ -51,9 +64,54 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 @dataclass(slots=True)
 class _Job:
-    work: Callable[[Connection], Any]
+    work: Callable[[Connection], Any] | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    batch: Callable[[Connection, list[Any]], list[Any]] | None = None
+    item: Any = None
+
+
+def _runs(jobs: list[_Job]) -> list[list[_Job]]:
+    """Consecutive jobs of one batch kind grouped together; every other job alone."""
+    runs: list[list[_Job]] = []
+    for job in jobs:
+        if runs and job.batch is not None and runs[-1][0].batch is job.batch:
+            runs[-1].append(job)
+        else:
+            runs.append([job])
+    return runs
+
+
+def _run_batch(
+    conn: Connection, run: list[_Job], savepoint: Callable[[str], None]
+) -> list[tuple[_Job, Any, BaseException | None]]:
+    """One run of jobs inside savepoints: a failed batch is retried item by item, so only the
+    item at fault fails."""
+    attempts = [run]
+    outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+    while attempts:
+        group = attempts.pop(0)
+        savepoint("SAVEPOINT unit")
+        try:
+            if group[0].batch is None:
+                work = group[0].work
+                assert work is not None
+                results = [work(conn)]
+            else:
+                results = group[0].batch(conn, [job.item for job in group])
+                if len(results) != len(group):
+                    raise RuntimeError("a batch returned the wrong number of results")
+        except BaseException as exc:  # the group's own failure: undo it alone
+            savepoint("ROLLBACK TO unit")
+            savepoint("RELEASE unit")
+            if len(group) > 1:
+                attempts = [[job] for job in group] + attempts
+            else:
+                outcomes.append((group[0], None, exc))
+        else:
+            savepoint("RELEASE unit")
+            outcomes.extend((job, result, None) for job, result in zip(group, results, strict=True))
+    return outcomes
 
 
 def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
@@ -117,19 +175,12 @@ class _SqliteWriter:
 
     def _commit(self, conn: Connection, batch: list[_Job]) -> bool:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        savepoint = cursor.execute  # plain statements need none of SQLAlchemy's per-call work
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-            for job in batch:
-                conn.exec_driver_sql("SAVEPOINT unit")
-                try:
-                    result = job.work(conn)
-                except BaseException as exc:  # the unit's own failure: undo it alone
-                    conn.exec_driver_sql("ROLLBACK TO unit")
-                    conn.exec_driver_sql("RELEASE unit")
-                    outcomes.append((job, None, exc))
-                else:
-                    conn.exec_driver_sql("RELEASE unit")
-                    outcomes.append((job, result, None))
+            for run in _runs(batch):
+                outcomes.extend(_run_batch(conn, run, savepoint))
             conn.exec_driver_sql("COMMIT")
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is durable
             with contextlib.suppress(Exception):  # the batch's own error is what callers get
@@ -142,6 +193,63 @@ class _SqliteWriter:
         return True
 
 
+class _PgBatcher:
+    """Group commit for batched units on PostgreSQL: one task takes everything queued while the
+    previous batch was committing and runs it in one transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.loop = asyncio.get_running_loop()
+        self.jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self.task = self.loop.create_task(self._run(), name="kaipiao-pg-batcher")
+
+    def submit(self, job: _Job) -> None:
+        self.jobs.put_nowait(job)
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self.jobs.get()]
+            while len(batch) < MAX_BATCH and not self.jobs.empty():
+                batch.append(self.jobs.get_nowait())
+            try:
+                async with self.engine.connect() as conn, conn.begin():
+                    outcomes = await conn.run_sync(self._in_transaction, batch)
+            except Exception as exc:  # connect, BEGIN or COMMIT failed: nothing is durable
+                for job in batch:
+                    _deliver(job, None, exc)
+                continue
+            for job, result, error in outcomes:
+                _deliver(job, result, error)
+
+    @staticmethod
+    def _in_transaction(
+        conn: Connection, batch: list[_Job]
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
+        def savepoint(statement: str) -> None:
+            conn.exec_driver_sql(statement)
+
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        for run in _runs(batch):
+            outcomes.extend(_run_batch(conn, run, savepoint))
+        return outcomes
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        while not self.jobs.empty():
+            _deliver(self.jobs.get_nowait(), None, RuntimeError("the database was closed"))
+
+
+def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
+    if job.future.done():
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result(result)
+
+
 class Database:
     """One database, SQLite or PostgreSQL. Nothing connects until the first unit of work."""
 
@@ -151,6 +259,7 @@ class Database:
         self._async: AsyncEngine | None = None
         self._sync: Engine | None = None
         self._writer: _SqliteWriter | None = None
+        self._batcher: _PgBatcher | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         if self.dialect == "sqlite":
@@ -219,6 +328,20 @@ class Database:
         self._sqlite_writer().submit(_Job(work, loop, future))
         return await future
 
+    async def write_batched(self, work: BatchWork[ItemT, ResultT], item: ItemT) -> ResultT:
+        """Run `item` with others queued for the same `work` (a module-level function, so that
+        equal kinds are the same object), in one write transaction; its result once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ResultT] = loop.create_future()
+        job = _Job(None, loop, future, work, item)
+        if self._async is not None:
+            if self._batcher is None or self._batcher.loop is not loop or self._batcher.task.done():
+                self._batcher = _PgBatcher(self._async)
+            self._batcher.submit(job)
+        else:
+            self._sqlite_writer().submit(job)
+        return await future
+
     async def read(self, work: Work[T]) -> T:
         """Run `work` on a consistent snapshot."""
         if self._async is not None:
@@ -252,6 +375,9 @@ class Database:
 
     async def dispose(self) -> None:
         if self._async is not None:
+            batcher, self._batcher = self._batcher, None
+            if batcher is not None and batcher.loop is asyncio.get_running_loop():
+                await batcher.stop()
             await self._async.dispose()
             return
         with self._lock:

@@ -66,7 +66,8 @@ def events_for(conn: Connection, invoice_id: str) -> list[dict[str, Any]]:
 
 
 def append_events(conn: Connection, events: list[dict[str, Any]], *, now: datetime) -> None:
-    """Append several events in one statement (`invoice_id`, `seller_id`, `type`, `payload`)."""
+    """Append several events in one statement (`invoice_id`, `seller_id`, `type`, `payload`, and
+    optionally their own `created_at`, else `now`)."""
     if not events:
         return
     conn.execute(
@@ -77,7 +78,7 @@ def append_events(conn: Connection, events: list[dict[str, Any]], *, now: dateti
                 "seller_id": e["seller_id"],
                 "type": e["type"],
                 "payload": canonical_json(e["payload"]),
-                "created_at": now,
+                "created_at": e.get("created_at", now),
             }
             for e in events
         ],

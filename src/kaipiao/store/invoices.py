@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Kind, Status, ensure_transition
@@ -78,10 +80,14 @@ _DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-def insert_invoice(conn: Connection, values: dict[str, Any]) -> StoredInvoice:
-    """Insert one invoice row (`buyer` and `lines` as Python objects) and return it as stored.
+_INSERT_NEW = {
+    "sqlite": sqlite_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id),
+    "postgresql": pg_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id),
+}
 
-    One prebuilt statement for every row, so SQLAlchemy compiles it once."""
+
+def _prepare(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The row as stored (Python values) and its statement parameters."""
     row = {**_DEFAULTS, **values}
     row["kind"] = Kind(row["kind"])
     row["status"] = Status(row["status"])
@@ -91,8 +97,27 @@ def insert_invoice(conn: Connection, values: dict[str, Any]) -> StoredInvoice:
     params["buyer"] = json.dumps(row["buyer"], ensure_ascii=False, sort_keys=True)
     params["lines"] = json.dumps(row["lines"], ensure_ascii=False)
     params["order_key"] = row["order_id"] if row["kind"] is Kind.BLUE else None
+    return row, params
+
+
+def insert_invoice(conn: Connection, values: dict[str, Any]) -> StoredInvoice:
+    """Insert one invoice row (`buyer` and `lines` as Python objects) and return it as stored.
+
+    One prebuilt statement for every row, so SQLAlchemy compiles it once."""
+    row, params = _prepare(values)
     conn.execute(_INSERT, params)
     return StoredInvoice(**row)
+
+
+def insert_new_invoices(conn: Connection, many: list[dict[str, Any]]) -> list[StoredInvoice | None]:
+    """Insert several invoice rows in one statement, skipping any that would break a unique
+    rule (the seller's order has its blue invoice already, or the serial is taken); each row
+    comes back as stored, or None where it was skipped."""
+    prepared = [_prepare(values) for values in many]
+    inserted = set(
+        conn.execute(_INSERT_NEW[conn.dialect.name], [params for _, params in prepared]).scalars()
+    )
+    return [StoredInvoice(**row) if row["id"] in inserted else None for row, _ in prepared]
 
 
 def get_invoice(

@@ -1,0 +1,127 @@
+"""`POST /v1/invoices`, served without FastAPI's per-request machinery.
+
+Intake is the hot path. Measured under load, FastAPI's dependency solving, its telemetry hook and
+its body handling cost more per request than parsing, pricing and storing the invoice together
+(docs/decisions/0001). So this plain ASGI layer answers exactly this route, with the same
+authentication, guards, validation and problem documents as every other route; everything else,
+including this route's OpenAPI description, stays with FastAPI (see `kaipiao.api.routes`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_json
+from starlette.responses import JSONResponse
+
+from kaipiao.api.auth import admit_seller, authenticate
+from kaipiao.api.guards import ASGIApp, Receive, Scope, Send
+from kaipiao.api.problems import Problem, problem_response, to_problem
+from kaipiao.api.schemas import InvoiceCreate, render_invoice
+from kaipiao.services import intake
+
+PATH = "/v1/invoices"
+# A lone UTF-16 surrogate can only arrive as a \uD800–\uDFFF escape; pydantic's JSON parser
+# refuses it as malformed, which would hide the real fault from the caller.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+MAX_KEY = 255
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("the client went away")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def parse_invoice(body: bytes) -> InvoiceCreate:
+    """The request body as an `InvoiceCreate`; Problem (400/422) if it is not one."""
+    try:
+        return InvoiceCreate.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(e["type"] == "json_invalid" for e in errors) and _SURROGATE_ESCAPE.search(body):
+            raise Problem(
+                "invalid_request",
+                "the body contains an unpaired surrogate (invalid text)",
+                errors=[{"loc": [], "msg": "unpaired UTF-16 surrogate", "code": "invalid_text"}],
+            ) from None
+        problem = to_problem(exc)
+        assert problem is not None
+        raise problem from None
+
+
+class _Json(JSONResponse):
+    """The same JSON as Starlette's (UTF-8, compact), encoded by pydantic-core's serialiser."""
+
+    def render(self, content: Any) -> bytes:
+        return to_json(content)
+
+
+class IntakePath:
+    """ASGI middleware: `POST /v1/invoices` here, every other request to the wrapped app."""
+
+    path = PATH  # what `Observe` reports as the route template
+
+    def __init__(self, app: ASGIApp, state: Any, on_problem: Callable[[Problem], None]) -> None:
+        self.app = app
+        self.state = state
+        self.on_problem = on_problem
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self
+        try:
+            response = await self._accept(scope, await _body(receive))
+        except Exception as exc:
+            problem = to_problem(exc)
+            if problem is None:
+                raise  # a bug: `Observe` answers 500 and logs it
+            self.on_problem(problem)
+            response = problem_response(problem, PATH)
+        await response(scope, receive, send)
+
+    async def _accept(self, scope: Scope, body: bytes) -> _Json:
+        state = self.state
+        who = await authenticate(state, _header(scope, b"authorization") or "")
+        client = scope.get("client")
+        seller = admit_seller(state, who, client[0] if client else None)
+        key = _header(scope, b"idempotency-key")
+        if key is not None and not 1 <= len(key) <= MAX_KEY:
+            raise Problem(
+                "invalid_request",
+                f"Idempotency-Key must be 1 to {MAX_KEY} characters",
+                errors=[{"loc": ["header", "idempotency-key"], "msg": "bad length",
+                         "code": "string_length"}],
+            )  # fmt: skip
+        create = parse_invoice(body)
+        answer = await intake.submit_invoice(
+            state.database,
+            seller,
+            create.to_domain(),
+            create.model_dump_json().encode(),
+            render=render_invoice,
+            now=state.clock(),
+            idempotency_key=key,
+            idempotency_ttl=state.idempotency_ttl,
+        )
+        state.metrics.intake_accepted.labels(
+            "accepted" if answer.status == 202 else "existing"
+        ).inc()
+        return _Json(answer.body, status_code=answer.status)
