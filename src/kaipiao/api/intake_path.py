@@ -88,7 +88,7 @@ class IntakePath:
             return
         scope["route"] = self
         try:
-            response = await self._accept(scope, await _body(receive))
+            response: JSONResponse = await self._accept(scope, await _body(receive))
         except Exception as exc:
             problem = to_problem(exc)
             if problem is None:
