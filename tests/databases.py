@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import text
 
+from kaipiao.ledger.chain import GENESIS
 from kaipiao.store.database import Database
 from kaipiao.store.migrate import upgrade
 from kaipiao.store.tables import metadata
@@ -75,6 +76,13 @@ async def truncate_all(url: str) -> None:
         names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
         await db.write(
             lambda conn: conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        )
+        # The chain's head row is part of the schema (migration 0003), not data.
+        await db.write(
+            lambda conn: conn.execute(
+                text("INSERT INTO ledger_head (id, seq, hash) VALUES (1, 0, :genesis)"),
+                {"genesis": GENESIS},
+            )
         )
     finally:
         await db.dispose()

@@ -20,11 +20,13 @@ from kaipiao.api.app import create_app
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.worker import Worker, WorkerConfig
+from kaipiao.ledger.signing import Signer
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.sandbox.faults import PROFILES
 from kaipiao.sandbox.server import SandboxServer
 from kaipiao.sandbox.state import SandboxState
 from kaipiao.services import sellers
+from kaipiao.services.ledger import CheckpointJob
 from kaipiao.store.database import Database
 from kaipiao.store.migrate import upgrade
 
@@ -132,6 +134,19 @@ async def run_worker(settings: Settings) -> None:
         await db.dispose()
 
 
+def signer_for(settings: Settings) -> Signer:
+    return Signer.load_or_create(settings.ledger_key_path())
+
+
+def checkpoint_job(settings: Settings, db: Database) -> CheckpointJob:
+    """Signs ledger checkpoints in `serve` (workers do not: one signer per deployment)."""
+    return CheckpointJob(
+        db, signer_for(settings), utcnow,
+        every_s=settings.ledger_checkpoint_s, events=settings.ledger_checkpoint_events,
+        published=settings.ledger_published_path(),
+    )  # fmt: skip
+
+
 async def serve(settings: Settings) -> None:
     """Run the API (and, without --platform-url, a sandbox platform) until SIGINT/SIGTERM."""
     db = database_for(settings)
@@ -175,12 +190,14 @@ async def serve(settings: Settings) -> None:
         worker = Worker(db, platform, worker_config(settings))
         worker_task = asyncio.create_task(worker.run(stop))
         print(f"  workers:  {worker.owner}", flush=True)
+    checkpoints = asyncio.create_task(checkpoint_job(settings, db).run(stop))
     try:
         await task
     finally:
         stop.set()
         if worker_task is not None:
             await worker_task
+        await checkpoints
         await platform.aclose()
         if sandbox is not None:
             await sandbox.stop()

@@ -29,6 +29,11 @@ invoices_app = typer.Typer(
     help="Look at invoices and requeue those that need an operator.", no_args_is_help=True
 )
 app.add_typer(invoices_app, name="invoices")
+ledger_app = typer.Typer(
+    help="The tamper-evident ledger: verify it, sign checkpoints, check proofs offline.",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
 
 DataDir = Annotated[
     Path | None,
@@ -345,6 +350,143 @@ def invoices_requeue(
             failed = True
     if failed:
         raise typer.Exit(1)
+
+
+PublicKeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        help="The ledger's public key (PEM); default: derived from the key in the data directory.",
+    ),
+]
+
+
+def _public_key(settings: Settings, path: Path | None) -> Any:
+    from kaipiao.ledger.signing import Signer, load_public
+
+    if path is not None:
+        try:
+            return load_public(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read the public key {path}: {exc}", 2)
+    key = settings.ledger_key_path()
+    if not key.exists():
+        fail(f"no ledger key at {key}; pass --public-key", 2)
+    return Signer.load_or_create(key).public
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    public_key: PublicKeyFile = None,
+    published: Annotated[
+        Path | None,
+        typer.Option(
+            help="Signed heads published outside the database (JSON lines); default: "
+            "the data directory's ledger-checkpoints.jsonl if it exists."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Walk the whole chain and every checkpoint; exit 1 naming the first bad event."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from kaipiao.services import ledger
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    public = _public_key(settings, public_key)
+    heads = ledger.read_published(published or settings.ledger_published_path())
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("verifying events", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        verdict = _run_db(
+            settings,
+            lambda db: ledger.verify(db, public, published=heads, progress=progress),
+        )
+    if not verdict.ok:
+        typer.echo(f"ledger BROKEN at event {verdict.bad_seq}: {verdict.problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"ledger OK: {verdict.events} events, {verdict.checkpoints} signed checkpoints, "
+        f"{verdict.published} published heads match"
+    )
+    for note in verdict.notes:
+        typer.echo(f"  note: {note}")
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Sign a checkpoint over every event so far (serve does this every minute)."""
+    from kaipiao.bootstrap import signer_for
+    from kaipiao.clock import utcnow
+    from kaipiao.services import ledger
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    signer = signer_for(settings)
+    made = _run_db(
+        settings,
+        lambda db: ledger.make_checkpoint(
+            db, signer, now=utcnow(), published=settings.ledger_published_path()
+        ),
+    )
+    if made is None:
+        typer.echo("nothing new to sign")
+    else:
+        typer.echo(f"checkpoint: {made.size} events, root {made.root}, key {made.key_id}")
+
+
+@ledger_app.command("public-key")
+def ledger_public_key(data_dir: DataDir = None) -> None:
+    """Print the public key that verifies checkpoints and proofs (PEM)."""
+    from kaipiao.bootstrap import signer_for
+    from kaipiao.ledger.signing import public_pem
+
+    typer.echo(public_pem(signer_for(settings_from(data_dir=data_dir)).public), nl=False)
+
+
+def _check_document(file: Path, public_key: Path, kind: str) -> None:
+    from kaipiao.ledger import proof
+    from kaipiao.ledger.signing import load_public
+
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+        public = load_public(public_key.read_bytes())
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read: {exc}", 2)
+        return
+    check = proof.check_inclusion if kind == "inclusion" else proof.check_consistency
+    problems = check(doc, public)
+    if problems:
+        for problem in problems:
+            typer.echo(f"FAILED: {problem}", err=True)
+        raise typer.Exit(1)
+    if kind == "inclusion":
+        typer.echo(f"proof OK: {len(doc['events'])} events of {doc['invoice_id']} are in the "
+                   f"signed tree of {doc['checkpoint']['size']} events")  # fmt: skip
+    else:
+        typer.echo(f"consistency OK: {doc['first']['size']} → {doc['second']['size']} events")
+
+
+@ledger_app.command("check-proof")
+def ledger_check_proof(
+    file: Annotated[Path, typer.Argument(help="A proof from GET /v1/invoices/{id}/proof.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The ledger's public key.")],
+) -> None:
+    """Verify an invoice's proof offline, with nothing but the proof and the public key."""
+    _check_document(file, public_key, "inclusion")
+
+
+@ledger_app.command("check-consistency")
+def ledger_check_consistency(
+    file: Annotated[Path, typer.Argument(help="A proof from GET /v1/ledger/consistency.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The ledger's public key.")],
+) -> None:
+    """Verify offline that one signed checkpoint's tree is a prefix of another's."""
+    _check_document(file, public_key, "consistency")
 
 
 @seller_app.command("demo-key")

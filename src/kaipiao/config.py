@@ -43,6 +43,18 @@ class Settings(BaseSettings):
         description="The platform's longest time from receiving a request to acting on it.",
     )
     log_level: str = "info"
+    ledger_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 key (PEM) that signs ledger checkpoints; default: "
+        "`ledger-key.pem` in the data directory, created on first start.",
+    )
+    ledger_checkpoint_s: Annotated[float, Field(gt=0)] = 60.0
+    ledger_checkpoint_events: Annotated[int, Field(ge=1)] = 10_000
+    ledger_published_file: Path | None = Field(
+        default=None,
+        description="Where signed checkpoints are also appended, outside the database; default: "
+        "`ledger-checkpoints.jsonl` in the data directory.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -56,6 +68,12 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("database_url must be postgresql://… or sqlite+aiosqlite:///PATH")
         return value
+
+    def ledger_key_path(self) -> Path:
+        return self.ledger_key_file or self.data_dir / "ledger-key.pem"
+
+    def ledger_published_path(self) -> Path:
+        return self.ledger_published_file or self.data_dir / "ledger-checkpoints.jsonl"
 
     def resolved_database_url(self) -> str:
         """The URL to connect to, SQLite in the data directory when none was configured."""

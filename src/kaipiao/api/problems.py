@@ -44,6 +44,8 @@ STATUS: dict[str, int] = {
     "unsupported_media_type": 415,
     "rate_limited": 429,
     "internal_error": 500,
+    "ledger_broken": 500,
+    "no_checkpoint": 503,
     "store_unavailable": 503,
 }
 TITLES: dict[int, str] = {

@@ -12,7 +12,7 @@ from kaipiao.api.auth import SellerDep
 from kaipiao.api.problems import MEDIA_TYPE, Problem
 from kaipiao.api.schemas import InvoiceCreate, InvoicePage, InvoicePublic, render_invoice
 from kaipiao.domain.lifecycle import Status
-from kaipiao.services import intake, reversal
+from kaipiao.services import intake, ledger, reversal
 from kaipiao.store.migrate import is_current
 
 
@@ -141,6 +141,35 @@ async def reverse_invoice(
         state.database, seller, invoice_id, body.reason, now=state.clock()
     )
     return JSONResponse(render_invoice(red), status_code=202)
+
+
+@router.get(
+    "/v1/invoices/{invoice_id}/proof",
+    responses=_problems(404, 422, *AUTH),
+    tags=["ledger"],
+)
+async def invoice_proof(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
+    """The invoice's ledger events with inclusion proofs to the latest signed checkpoint;
+    check it offline with `kaipiao ledger check-proof FILE --public-key KEY`."""
+    doc = await ledger.inclusion_proof(request.app.state.database, invoice_id, seller.id)
+    return JSONResponse(doc)
+
+
+@router.get(
+    "/v1/ledger/consistency",
+    responses=_problems(404, 422, *AUTH),
+    tags=["ledger"],
+)
+async def ledger_consistency(
+    seller: SellerDep,
+    request: Request,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int, Query(ge=1)],
+) -> JSONResponse:
+    """Proof that the signed tree of `first` events is a prefix of the signed tree of `second`
+    (both must be checkpoint sizes); check it with `kaipiao ledger check-consistency`."""
+    doc = await ledger.consistency_proof(request.app.state.database, first, second)
+    return JSONResponse(doc)
 
 
 @router.get("/healthz", tags=["operations"])

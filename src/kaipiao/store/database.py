@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,6 +35,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from kaipiao.store import events
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
@@ -92,6 +94,7 @@ def _run_batch(
     while attempts:
         group = attempts.pop(0)
         savepoint("SAVEPOINT unit")
+        mark = events.mark(conn)
         try:
             if group[0].batch is None:
                 work = group[0].work
@@ -104,6 +107,7 @@ def _run_batch(
         except BaseException as exc:  # the group's own failure: undo it alone
             savepoint("ROLLBACK TO unit")
             savepoint("RELEASE unit")
+            events.forget(conn, mark)
             if len(group) > 1:
                 attempts = [[job] for job in group] + attempts
             else:
@@ -179,10 +183,13 @@ class _SqliteWriter:
         savepoint = cursor.execute  # plain statements need none of SQLAlchemy's per-call work
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+            events.forget(conn)
             for run in _runs(batch):
                 outcomes.extend(_run_batch(conn, run, savepoint))
+            events.seal(conn)
             conn.exec_driver_sql("COMMIT")
-        except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is durable
+        except Exception as exc:  # BEGIN, the seal or COMMIT failed: nothing of it is durable
+            events.forget(conn)
             with contextlib.suppress(Exception):  # the batch's own error is what callers get
                 conn.exec_driver_sql("ROLLBACK")
             for job in batch:
@@ -229,8 +236,14 @@ class _PgBatcher:
             conn.exec_driver_sql(statement)
 
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        for run in _runs(batch):
-            outcomes.extend(_run_batch(conn, run, savepoint))
+        events.forget(conn)
+        try:
+            for run in _runs(batch):
+                outcomes.extend(_run_batch(conn, run, savepoint))
+            events.seal(conn)
+        except BaseException:
+            events.forget(conn)
+            raise
         return outcomes
 
     async def stop(self) -> None:
@@ -239,6 +252,18 @@ class _PgBatcher:
             await self.task
         while not self.jobs.empty():
             _deliver(self.jobs.get_nowait(), None, RuntimeError("the database was closed"))
+
+
+def _sealed(conn: Connection, work: Work[T]) -> T:
+    """`work`, then its ledger events sealed into the chain, ready to commit."""
+    events.forget(conn)
+    try:
+        result = work(conn)
+        events.seal(conn)
+    except BaseException:
+        events.forget(conn)
+        raise
+    return result
 
 
 def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
@@ -322,7 +347,7 @@ class Database:
         (then nothing it did is kept)."""
         if self._async is not None:
             async with self._async.connect() as conn, conn.begin():
-                return await conn.run_sync(work)
+                return await conn.run_sync(_sealed, work)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._sqlite_writer().submit(_Job(work, loop, future))
@@ -354,14 +379,14 @@ class Database:
         """Run `work` alone in its own transaction (migrations: DDL outside group commit)."""
         if self._async is not None:
             async with self._async.connect() as conn, conn.begin():
-                return await conn.run_sync(work)
+                return await conn.run_sync(_sealed, work)
 
         def alone() -> T:
             assert self._sync is not None
             with self._sync.connect() as conn:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    result = work(conn)
+                    result = _sealed(conn, work)
                 except BaseException:
                     conn.exec_driver_sql("ROLLBACK")
                     raise
@@ -369,6 +394,14 @@ class Database:
                 return result
 
         return await asyncio.to_thread(alone)
+
+    @contextlib.asynccontextmanager
+    async def raw_postgres(self) -> AsyncIterator[Any]:
+        """The asyncpg connection under a pooled connection (bulk reads that skip SQLAlchemy)."""
+        assert self._async is not None, "PostgreSQL only"
+        async with self._async.connect() as conn:
+            raw = await conn.get_raw_connection()
+            yield raw.driver_connection
 
     async def ping(self) -> None:
         await self.read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())

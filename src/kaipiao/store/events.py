@@ -1,7 +1,14 @@
-"""Ledger events: one row per state change, appended in the transaction that makes the change.
+"""Ledger events: one per state change, chained, written in the transaction that makes the change.
 
-The payload is canonical JSON (sorted keys, no spaces, UTF-8) so that its bytes, and later its
-hash, are the same whoever writes or reads it.
+`append_event(s)` collects a transaction's events; `seal` (run by `Database` just before every
+commit) locks the chain head, gives the events the next sequence numbers, links each to the
+previous one's hash (SHA3-256, see `kaipiao.ledger.chain`), inserts them in one statement and moves
+the head. The head is locked only from the seal to the commit, so concurrent writers queue for a
+moment, never fork the chain, and never leave a gap. A unit of work rolled back to its savepoint
+takes its events with it (`mark`/`forget`).
+
+The payload is canonical JSON (sorted keys, no spaces, UTF-8), so its bytes, and its hash, are the
+same whoever writes or reads it.
 """
 
 from __future__ import annotations
@@ -11,10 +18,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from kaipiao.store.tables import ledger_events
+from kaipiao.ledger.chain import event_hash, time_text
+from kaipiao.store.tables import ledger_events, ledger_head
+
+_PENDING = "kaipiao.pending_events"
 
 
 def _default(value: Any) -> Any:
@@ -26,12 +36,22 @@ def _default(value: Any) -> Any:
 
 
 _INSERT = insert(ledger_events)
+_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
+_LOCKED_HEAD = _HEAD.with_for_update()
+_MOVE_HEAD = update(ledger_head).where(ledger_head.c.id == 1)
 
 
 def canonical_json(payload: dict[str, Any]) -> str:
     return json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
     )
+
+
+def _pending(conn: Connection) -> list[dict[str, Any]]:
+    pending: list[dict[str, Any]] | None = conn.info.get(_PENDING)
+    if pending is None:
+        pending = conn.info[_PENDING] = []
+    return pending
 
 
 def append_event(
@@ -44,42 +64,72 @@ def append_event(
     now: datetime,
 ) -> None:
     """Append one event; call it inside the transaction that makes the change it records."""
-    conn.execute(
-        _INSERT,
+    _pending(conn).append(
         {
             "invoice_id": invoice_id,
             "seller_id": seller_id,
             "type": type,
             "payload": canonical_json(payload),
             "created_at": now,
-        },
+        }
     )
-
-
-def events_for(conn: Connection, invoice_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(ledger_events)
-        .where(ledger_events.c.invoice_id == invoice_id)
-        .order_by(ledger_events.c.id)
-    )
-    return [dict(row._mapping) for row in rows]
 
 
 def append_events(conn: Connection, events: list[dict[str, Any]], *, now: datetime) -> None:
-    """Append several events in one statement (`invoice_id`, `seller_id`, `type`, `payload`, and
-    optionally their own `created_at`, else `now`)."""
-    if not events:
-        return
-    conn.execute(
-        _INSERT,
-        [
-            {
-                "invoice_id": e["invoice_id"],
-                "seller_id": e["seller_id"],
-                "type": e["type"],
-                "payload": canonical_json(e["payload"]),
-                "created_at": e.get("created_at", now),
-            }
-            for e in events
-        ],
+    """Append several events (`invoice_id`, `seller_id`, `type`, `payload`, and optionally their
+    own `created_at`, else `now`)."""
+    _pending(conn).extend(
+        {
+            "invoice_id": e["invoice_id"],
+            "seller_id": e["seller_id"],
+            "type": e["type"],
+            "payload": canonical_json(e["payload"]),
+            "created_at": e.get("created_at", now),
+        }
+        for e in events
     )
+
+
+def mark(conn: Connection) -> int:
+    """Where the transaction's events stand now (for `forget` after a savepoint rollback)."""
+    return len(_pending(conn))
+
+
+def forget(conn: Connection, mark: int | None = None) -> None:
+    """Drop the events appended since `mark` (all of them without one): their changes were
+    rolled back."""
+    del _pending(conn)[mark or 0 :]
+
+
+def seal(conn: Connection) -> int:
+    """Chain and insert the transaction's events; call it last before COMMIT. Returns the new
+    head's sequence number (or 0 if there was nothing to seal)."""
+    pending = _pending(conn)
+    if not pending:
+        return 0
+    locked = _LOCKED_HEAD if conn.dialect.name == "postgresql" else _HEAD
+    seq, prev = conn.execute(locked).one()
+    rows = []
+    for event in pending:
+        seq += 1
+        created = event["created_at"]
+        digest = event_hash(
+            seq, event["invoice_id"], event["seller_id"], event["type"], time_text(created),
+            event["payload"], prev,
+        )  # fmt: skip
+        rows.append({**event, "seq": seq, "prev_hash": prev, "hash": digest})
+        prev = digest
+    conn.execute(_INSERT, rows)
+    conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+    pending.clear()
+    return int(seq)
+
+
+def events_for(conn: Connection, invoice_id: str) -> list[dict[str, Any]]:
+    """An invoice's sealed events, in chain order."""
+    rows = conn.execute(
+        select(ledger_events)
+        .where(ledger_events.c.invoice_id == invoice_id)
+        .order_by(ledger_events.c.seq)
+    )
+    return [dict(row._mapping) for row in rows]

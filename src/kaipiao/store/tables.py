@@ -137,6 +137,27 @@ ledger_events = Table(
     Column("hash", String(64), nullable=True),
 )
 
+# The chain's head: one row, locked by every transaction that appends events, so that sequence
+# numbers have no gaps and the chain no forks however many processes write.
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Signed Merkle tree heads over the first `size` events.
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
 # Per-seller platform quota as a token bucket shared by every worker process.
 seller_quota = Table(
     "seller_quota",

@@ -1,0 +1,260 @@
+"""The ledger's operations: checkpoints, proofs, and verification of the whole chain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kaipiao.ledger import merkle
+from kaipiao.ledger.chain import GENESIS, Event, check_link, time_text
+from kaipiao.ledger.signing import Checkpoint, Signer, key_id, verify_checkpoint
+from kaipiao.services.errors import NotFound, ServiceError
+from kaipiao.store import ledger as repo
+from kaipiao.store.database import Database
+from kaipiao.store.events import events_for
+from kaipiao.store.tables import invoices
+
+log = logging.getLogger("kaipiao.ledger")
+Progress = Callable[[int, int], None]
+"""Called with (events checked, events in the chain) as verification goes."""
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+async def _leaves(db: Database, size: int) -> list[bytes]:
+    leaves: list[bytes] = []
+    async for rows in repo.stream(db, "SELECT hash FROM ledger_events WHERE seq <= ? ORDER BY seq",
+                                  (size,)):  # fmt: skip
+        leaves.extend(bytes.fromhex(row[0]) for row in rows)
+    if len(leaves) != size:
+        raise ServiceError(
+            f"the chain has {len(leaves)} events up to {size}; run `kaipiao ledger verify`",
+            "ledger_broken",
+        )
+    return leaves
+
+
+def publish(checkpoint: Checkpoint, path: Path) -> None:
+    """Append a signed head to a file outside the database (one JSON object per line)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(checkpoint.to_json(), sort_keys=True) + "\n")
+        out.flush()
+
+
+async def make_checkpoint(
+    db: Database, signer: Signer, *, now: datetime, published: Path | None = None
+) -> Checkpoint | None:
+    """Sign the tree head over every event so far (None if the last checkpoint covers them)."""
+    size, _ = await db.read(repo.head)
+    latest = await db.read(repo.latest_checkpoint)
+    if size == 0 or (latest is not None and latest.size >= size):
+        return None
+    root = merkle.root(await _leaves(db, size))
+    checkpoint = signer.sign(size, root.hex(), time_text(now))
+    if not await db.write(lambda conn: repo.add_checkpoint(conn, checkpoint)):
+        return None  # another process signed this size first
+    if published is not None:
+        await asyncio.to_thread(publish, checkpoint, published)
+    log.info("ledger checkpoint %d %s", size, checkpoint.root)
+    return checkpoint
+
+
+@dataclass
+class CheckpointJob:
+    """Signs a checkpoint every `every_s` seconds, sooner once `events` new events are in."""
+
+    db: Database
+    signer: Signer
+    clock: Callable[[], datetime]
+    every_s: float = 60.0
+    events: int = 10_000
+    published: Path | None = None
+    poll_s: float = 1.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        waited = 0.0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.poll_s)
+            waited += self.poll_s
+            try:
+                size, _ = await self.db.read(repo.head)
+                latest = await self.db.read(repo.latest_checkpoint)
+                behind = size - (latest.size if latest else 0)
+                due = behind >= self.events or waited >= self.every_s or stop.is_set()
+                if behind > 0 and due:
+                    await make_checkpoint(
+                        self.db, self.signer, now=self.clock(), published=self.published
+                    )
+                    waited = 0.0
+            except Exception:  # the next round tries again; the chain itself is unaffected
+                log.exception("ledger checkpoint failed")
+
+
+# -- proofs ------------------------------------------------------------------------------------
+def _event_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": row["seq"], "invoice_id": row["invoice_id"], "seller_id": row["seller_id"],
+        "type": row["type"], "time": time_text(row["created_at"]), "payload": row["payload"],
+        "prev_hash": row["prev_hash"], "hash": row["hash"],
+    }  # fmt: skip
+
+
+async def inclusion_proof(db: Database, invoice_id: str, seller_id: str) -> dict[str, Any]:
+    """An invoice's events with their audit paths to the latest signed checkpoint; events not
+    yet covered by a checkpoint are listed under `pending`."""
+
+    def load(conn: Any) -> tuple[bool, list[dict[str, Any]], Checkpoint | None]:
+        owned = conn.execute(
+            invoices.select().where(invoices.c.id == invoice_id, invoices.c.seller_id == seller_id)
+        ).first()
+        return owned is not None, events_for(conn, invoice_id), repo.latest_checkpoint(conn)
+
+    owned, rows, checkpoint = await db.read(load)
+    if not owned:
+        raise NotFound(f"no invoice {invoice_id}")
+    if checkpoint is None:
+        raise ServiceError("no checkpoint has been signed yet; retry shortly", "no_checkpoint")
+    leaves = await _leaves(db, checkpoint.size) if rows else []
+    proven, pending = [], []
+    for row in rows:
+        event = _event_json(row)
+        if row["seq"] <= checkpoint.size:
+            path = merkle.inclusion_proof(leaves, row["seq"] - 1)
+            proven.append({**event, "path": [p.hex() for p in path]})
+        else:
+            pending.append(event)
+    return {
+        "invoice_id": invoice_id, "checkpoint": checkpoint.to_json(), "events": proven,
+        "pending": pending,
+    }  # fmt: skip
+
+
+async def consistency_proof(db: Database, first: int, second: int) -> dict[str, Any]:
+    """Two signed checkpoints and the proof that the first tree is a prefix of the second."""
+    a = await db.read(lambda conn: repo.checkpoint_at(conn, first))
+    b = await db.read(lambda conn: repo.checkpoint_at(conn, second))
+    if a is None or b is None or first > second:
+        raise NotFound(f"no checkpoints of sizes {first} ≤ {second}")
+    proof = merkle.consistency_proof(await _leaves(db, second), first)
+    return {"first": a.to_json(), "second": b.to_json(), "proof": [p.hex() for p in proof]}
+
+
+# -- verification ------------------------------------------------------------------------------
+@dataclass
+class Verdict:
+    """What `verify` found: counts, and the first problem (None if the ledger verifies)."""
+
+    events: int = 0
+    checkpoints: int = 0
+    published: int = 0
+    problem: str | None = None
+    bad_seq: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def read_published(path: Path) -> list[Checkpoint]:
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Checkpoint.from_json(json.loads(line)) for line in lines if line.strip()]
+
+
+async def verify(
+    db: Database,
+    public: Ed25519PublicKey,
+    *,
+    published: list[Checkpoint] = (),  # type: ignore[assignment]
+    progress: Progress | None = None,
+) -> Verdict:
+    """Walk the chain from the first event: sequence, links and hashes; then every stored and
+    published checkpoint against the recomputed tree and the public key. Stops at the first
+    break and names it."""
+    verdict = Verdict()
+    size, head_hash = await db.read(repo.head)
+    stored = await db.read(repo.checkpoints)
+    wanted: dict[int, list[tuple[str, Checkpoint]]] = {}
+    for name, group in (("checkpoint", stored), ("published head", list(published))):
+        for checkpoint in group:
+            wanted.setdefault(checkpoint.size, []).append((name, checkpoint))
+    frontier = merkle.Frontier()
+    expected, prev = 1, GENESIS
+
+    def fail(seq: int | None, problem: str) -> Verdict:
+        verdict.bad_seq, verdict.problem = seq, problem
+        return verdict
+
+    async with contextlib.aclosing(repo.stream(db, repo.CHAIN_QUERY)) as chunks:
+        async for rows in chunks:
+            for seq, invoice_id, seller_id, type_, created, payload, prev_hash, digest in rows:
+                event = Event(seq, invoice_id, seller_id, type_, time_text(created), payload,
+                              prev_hash)  # fmt: skip
+                problem = check_link(expected, prev, event, digest)
+                if problem is not None:
+                    return fail(min(seq, expected), f"event {min(seq, expected)}: {problem}")
+                frontier.add(bytes.fromhex(digest))
+                for name, checkpoint in wanted.pop(seq, ()):
+                    problem = _check_head(name, checkpoint, frontier.root(), public)
+                    if problem is not None:
+                        return fail(seq, problem)
+                    verdict.checkpoints += name == "checkpoint"
+                    verdict.published += name == "published head"
+                expected, prev = seq + 1, digest
+            verdict.events = expected - 1
+            if progress is not None:
+                progress(verdict.events, size)
+    verdict.events = expected - 1
+    if wanted:
+        missing = min(wanted)
+        names = " and ".join(name for name, _ in wanted[missing])
+        return fail(
+            expected,
+            f"the chain ends at event {expected - 1}, but a {names} covers {missing} events "
+            "(events were deleted from the end)",
+        )
+    if verdict.events != size or (size and prev != head_hash):
+        return fail(
+            expected,
+            f"the chain ends at event {verdict.events} ({prev[:12]}…), but its head says "
+            f"{size} ({head_hash[:12]}…)",
+        )
+    unsealed = await db.read(
+        lambda conn: conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM ledger_events WHERE seq IS NULL"
+        ).scalar_one()
+    )
+    if unsealed:
+        return fail(None, f"{unsealed} events have no sequence number (inserted outside the chain)")
+    if not stored:
+        verdict.notes.append("no checkpoint has been signed yet")
+    elif stored[-1].size < size:
+        verdict.notes.append(
+            f"events {stored[-1].size + 1}–{size} are not yet covered by a signed checkpoint"
+        )
+    return verdict
+
+
+def _check_head(
+    name: str, checkpoint: Checkpoint, root: bytes, public: Ed25519PublicKey
+) -> str | None:
+    if checkpoint.root != root.hex():
+        return (
+            f"the {name} over {checkpoint.size} events does not match the events "
+            "(the chain was rewritten)"
+        )
+    if checkpoint.key_id != key_id(public) or not verify_checkpoint(checkpoint, public):
+        return f"the {name} over {checkpoint.size} events is not signed by this key"
+    return None
