@@ -21,6 +21,7 @@ from kaipiao.api.auth import admit_seller, authenticate
 from kaipiao.api.guards import ASGIApp, Receive, Scope, Send
 from kaipiao.api.problems import Problem, problem_response, to_problem
 from kaipiao.api.schemas import InvoiceCreate, render_invoice
+from kaipiao.domain.sellers import Seller
 from kaipiao.services import intake
 
 PATH = "/v1/invoices"
@@ -63,6 +64,24 @@ def parse_invoice(body: bytes) -> InvoiceCreate:
         problem = to_problem(exc)
         assert problem is not None
         raise problem from None
+
+
+async def accept_invoice(
+    state: Any, seller: Seller, create: InvoiceCreate, key: str | None
+) -> intake.Answer:
+    """Hand a parsed request to intake and count it (shared with the FastAPI route)."""
+    answer = await intake.submit_invoice(
+        state.database,
+        seller,
+        create.to_domain(),
+        create.model_dump_json().encode(),
+        render=render_invoice,
+        now=state.clock(),
+        idempotency_key=key,
+        idempotency_ttl=state.idempotency_ttl,
+    )
+    state.metrics.intake_accepted.labels("accepted" if answer.status == 202 else "existing").inc()
+    return answer
 
 
 class _Json(JSONResponse):
@@ -110,18 +129,5 @@ class IntakePath:
                 errors=[{"loc": ["header", "idempotency-key"], "msg": "bad length",
                          "code": "string_length"}],
             )  # fmt: skip
-        create = parse_invoice(body)
-        answer = await intake.submit_invoice(
-            state.database,
-            seller,
-            create.to_domain(),
-            create.model_dump_json().encode(),
-            render=render_invoice,
-            now=state.clock(),
-            idempotency_key=key,
-            idempotency_ttl=state.idempotency_ttl,
-        )
-        state.metrics.intake_accepted.labels(
-            "accepted" if answer.status == 202 else "existing"
-        ).inc()
+        answer = await accept_invoice(state, seller, parse_invoice(body), key)
         return _Json(answer.body, status_code=answer.status)

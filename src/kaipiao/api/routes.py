@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
 from kaipiao.api.auth import SellerDep
+from kaipiao.api.intake_path import accept_invoice
 from kaipiao.api.problems import MEDIA_TYPE, Problem
 from kaipiao.api.schemas import InvoiceCreate, InvoicePage, InvoicePublic, render_invoice
 from kaipiao.domain.lifecycle import Status
@@ -35,6 +36,7 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 AUTH = (401, 403, 429, 500, 503)
+MAX_SEQ = 2**63 - 1  # the ledger's sequence numbers are 64-bit
 router = APIRouter()
 
 
@@ -55,18 +57,7 @@ async def create_invoice(
     # Served by `kaipiao.api.intake_path` in the app `create_app` builds (the hot path skips
     # FastAPI's per-request machinery); this declaration describes it in the OpenAPI document
     # and serves a router mounted without that layer.
-    state = request.app.state
-    answer = await intake.submit_invoice(
-        state.database,
-        seller,
-        body.to_domain(),
-        body.model_dump_json().encode(),
-        render=render_invoice,
-        now=state.clock(),
-        idempotency_key=idempotency_key,
-        idempotency_ttl=state.idempotency_ttl,
-    )
-    state.metrics.intake_accepted.labels("accepted" if answer.status == 202 else "existing").inc()
+    answer = await accept_invoice(request.app.state, seller, body, idempotency_key)
     return JSONResponse(answer.body, status_code=answer.status)
 
 
@@ -163,8 +154,8 @@ async def invoice_proof(invoice_id: str, seller: SellerDep, request: Request) ->
 async def ledger_consistency(
     seller: SellerDep,
     request: Request,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int, Query(ge=1)],
+    first: Annotated[int, Query(ge=1, le=MAX_SEQ)],
+    second: Annotated[int, Query(ge=1, le=MAX_SEQ)],
 ) -> JSONResponse:
     """Proof that the signed tree of `first` events is a prefix of the signed tree of `second`
     (both must be checkpoint sizes); check it with `kaipiao ledger check-consistency`."""

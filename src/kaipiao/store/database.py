@@ -118,16 +118,18 @@ def _run_batch(
     return outcomes
 
 
-def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
-    def deliver() -> None:
-        if job.future.done():
-            return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result)
+def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
+    if job.future.done():
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result(result)
 
-    job.loop.call_soon_threadsafe(deliver)
+
+def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
+    """`_deliver` from another thread."""
+    job.loop.call_soon_threadsafe(_deliver, job, result, error)
 
 
 class _SqliteWriter:
@@ -264,15 +266,6 @@ def _sealed(conn: Connection, work: Work[T]) -> T:
         events.forget(conn)
         raise
     return result
-
-
-def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
-    if job.future.done():
-        return
-    if error is not None:
-        job.future.set_exception(error)
-    else:
-        job.future.set_result(result)
 
 
 class Database:
