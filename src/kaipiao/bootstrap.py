@@ -6,6 +6,7 @@ Nothing here runs at import time; the CLI calls these functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -13,19 +14,23 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from kaipiao.api.app import create_app
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.worker import Worker, WorkerConfig
 from kaipiao.ledger.signing import Signer
+from kaipiao.ops import logs
+from kaipiao.ops.metrics import Metrics
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.sandbox.faults import PROFILES
 from kaipiao.sandbox.server import SandboxServer
 from kaipiao.sandbox.state import SandboxState
-from kaipiao.services import sellers
+from kaipiao.services import sellers, status
 from kaipiao.services.ledger import CheckpointJob
 from kaipiao.store.database import Database
 from kaipiao.store.migrate import upgrade
@@ -87,11 +92,7 @@ def curl_example(base_url: str, api_key: str) -> str:
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(level, sys.stderr)
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
@@ -125,13 +126,30 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker = Worker(db, platform, worker_config(settings))
+    metrics = Metrics()
+    metrics.watch_transactions(db.stats)
+    worker = Worker(db, platform, worker_config(settings), observer=metrics)
     print(f"kaipiao worker {worker.owner} issuing on {settings.platform_url}", flush=True)
+    if settings.metrics_port is not None:
+        server, _ = start_http_server(settings.metrics_port, settings.host, metrics.registry)
+        port = server.server_address[1]
+        print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
     try:
         await worker.run(stop)
     finally:
         await platform.aclose()
         await db.dispose()
+
+
+async def poll_status(app: Any, db: Database, stop: asyncio.Event, every_s: float = 5.0) -> None:
+    """Keep `app.state.snapshot` (the deployment-wide gauges on /metrics) fresh."""
+    while not stop.is_set():
+        try:
+            app.state.snapshot = await status.snapshot(db, utcnow())
+        except Exception:
+            log.exception("reading the status snapshot failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
 
 
 def signer_for(settings: Settings) -> Signer:
@@ -187,10 +205,11 @@ async def serve(settings: Settings) -> None:
     worker_task: asyncio.Task[None] | None = None
     platform = platform_for(settings, platform_url)
     if settings.workers:
-        worker = Worker(db, platform, worker_config(settings))
+        worker = Worker(db, platform, worker_config(settings), observer=app.state.metrics)
         worker_task = asyncio.create_task(worker.run(stop))
         print(f"  workers:  {worker.owner}", flush=True)
     checkpoints = asyncio.create_task(checkpoint_job(settings, db).run(stop))
+    poller = asyncio.create_task(poll_status(app, db, stop))
     try:
         await task
     finally:
@@ -198,6 +217,7 @@ async def serve(settings: Settings) -> None:
         if worker_task is not None:
             await worker_task
         await checkpoints
+        await poller
         await platform.aclose()
         if sandbox is not None:
             await sandbox.stop()

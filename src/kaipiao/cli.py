@@ -122,6 +122,9 @@ def worker(
         typer.Option(help="Platform's longest processing time; a not-found is trusted after it."),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port (0: any free one).")
+    ] = None,
 ) -> None:
     """Run an issuing worker (no HTTP API): claims due invoices and issues them."""
     from kaipiao.bootstrap import configure_logging, run_worker
@@ -129,6 +132,7 @@ def worker(
     settings = settings_from(
         platform_url=platform_url, data_dir=data_dir, database_url=database_url, lease_s=lease_s,
         max_in_flight=max_in_flight, log_level=log_level, settle_s=settle_s,
+        metrics_port=metrics_port,
     )  # fmt: skip
     if settings.platform_url is None:
         fail("kaipiao worker needs --platform-url (or KAIPIAO_PLATFORM_URL)", 2)
@@ -487,6 +491,40 @@ def ledger_check_consistency(
 ) -> None:
     """Verify offline that one signed checkpoint's tree is a prefix of another's."""
     _check_document(file, public_key, "consistency")
+
+
+@app.command("operator-key")
+def operator_key(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Create an operator (admin) API key for GET /v1/ops/status; printed once."""
+    from kaipiao.clock import utcnow
+    from kaipiao.services import sellers
+    from kaipiao.store.migrate import upgrade
+
+    async def create(db: Any) -> str:
+        await upgrade(db)
+        return await sellers.add_admin_key(db, now=utcnow())
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    typer.echo(_run_db(settings, create))
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The queue, every worker's breakers and limits, and the incident level."""
+    from kaipiao.clock import utcnow
+    from kaipiao.services import status as service
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    snap = _run_db(settings, lambda db: service.snapshot(db, utcnow()))
+    if as_json:
+        typer.echo(json.dumps(snap.to_json(), ensure_ascii=False))
+        return
+    for line in service.render(snap):
+        typer.echo(line)
 
 
 @seller_app.command("demo-key")

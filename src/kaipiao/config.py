@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         description="The platform's longest time from receiving a request to acting on it.",
     )
     log_level: str = "info"
+    metrics_port: Annotated[int | None, Field(ge=0, le=65535)] = Field(
+        default=None, description="`kaipiao worker`: serve /metrics on this port (0: any free one)."
+    )
     ledger_key_file: Path | None = Field(
         default=None,
         description="Ed25519 key (PEM) that signs ledger checkpoints; default: "

@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -69,6 +70,9 @@ def test_an_accepted_invoice_survives_kill_9(tmp_path: Path) -> None:
     serve.kill()
     restarted = start_serve(tmp_path)
     try:
+        deadline = time.monotonic() + 10  # the banner's later lines follow "listening" shortly
+        while "demo seller" not in restarted.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "demo seller" in restarted.output()
         found = httpx.get(f"{restarted.url}/v1/invoices/{accepted.json()['id']}", headers=headers)
         assert found.status_code == 200 and found.json()["order_id"] == "KILL-1"

@@ -39,6 +39,9 @@ def create_app(
         redoc_url=None,
     )
     metrics = Metrics()
+    metrics.watch_transactions(database.stats)
+    app.state.snapshot = None  # kept fresh by `kaipiao serve` (bootstrap.poll_status)
+    metrics.watch_snapshot(lambda: app.state.snapshot)
     app.state.settings = settings
     app.state.database = database
     app.state.clock = clock

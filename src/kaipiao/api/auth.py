@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from kaipiao.api.guards import network_allowed
 from kaipiao.api.problems import Problem
 from kaipiao.domain.sellers import Seller
+from kaipiao.ops import logs
 from kaipiao.store.sellers import Principal, find_principal
 
 CACHE_SECONDS = 30.0
@@ -58,6 +59,7 @@ def admit_seller(state: Any, who: Principal, client: str | None) -> Seller:
         raise Problem("forbidden", "this key belongs to no seller", status=403)
     if not network_allowed(client, who.seller.allowed_networks):
         raise Problem("network_not_allowed", f"calls from {client} are not allowed for this seller")
+    logs.bind(seller_id=who.seller.id)
     wait = state.rate_limiter.acquire(who.key_id)
     if wait is not None:
         raise Problem(

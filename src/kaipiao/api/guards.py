@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+
+from kaipiao.ops import logs
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -145,6 +149,19 @@ def network_allowed(address: str | None, allowed: tuple[str, ...]) -> bool:
     return any(ip in ipaddress.ip_network(net, strict=False) for net in allowed)
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-Id if it is a sane token, else a fresh one."""
+    for key, value in scope.get("headers", ()):
+        if key == b"x-request-id":
+            text = str(value.decode("latin-1"))
+            if _REQUEST_ID.fullmatch(text):
+                return text
+    return uuid.uuid4().hex[:16]
+
+
 class Observe:
     """Time every request by route template, and answer anything unhandled with a 500 problem
     document (once, logged once), never a bare traceback."""
@@ -166,12 +183,17 @@ class Observe:
         started = time.perf_counter()
         status = 500
         response_started = False
+        request_id = _request_id(scope)
+        logs.clear()
+        logs.bind(request_id=request_id)
 
         async def tracking_send(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]  # fmt: skip
             await send(message)
 
         try:

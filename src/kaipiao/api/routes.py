@@ -8,12 +8,12 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from kaipiao.api.auth import SellerDep
+from kaipiao.api.auth import AdminDep, SellerDep
 from kaipiao.api.intake_path import accept_invoice
 from kaipiao.api.problems import MEDIA_TYPE, Problem
 from kaipiao.api.schemas import InvoiceCreate, InvoicePage, InvoicePublic, render_invoice
 from kaipiao.domain.lifecycle import Status
-from kaipiao.services import intake, ledger, reversal
+from kaipiao.services import intake, ledger, reversal, status
 from kaipiao.store.migrate import is_current
 
 
@@ -161,6 +161,14 @@ async def ledger_consistency(
     (both must be checkpoint sizes); check it with `kaipiao ledger check-consistency`."""
     doc = await ledger.consistency_proof(request.app.state.database, first, second)
     return JSONResponse(doc)
+
+
+@router.get("/v1/ops/status", responses=_problems(*AUTH), tags=["operations"])
+async def ops_status(admin: AdminDep, request: Request) -> JSONResponse:
+    """Queue, workers' breakers and limits, incident level (operator keys only)."""
+    state = request.app.state
+    snap = await status.snapshot(state.database, state.clock())
+    return JSONResponse(snap.to_json())
 
 
 @router.get("/healthz", tags=["operations"])

@@ -47,8 +47,10 @@ from kaipiao.domain.sellers import Seller
 from kaipiao.engine.breaker import BreakerConfig, CircuitBreaker
 from kaipiao.engine.budget import RetryBudget
 from kaipiao.engine.limits import AdaptiveLimit
+from kaipiao.engine.observer import EngineObserver, NoObserver
 from kaipiao.engine.quota import QuotaGate
 from kaipiao.engine.retry import OutcomeClass, RetryPolicy, classify
+from kaipiao.ops import logs
 from kaipiao.platform.outcomes import (
     Ambiguous,
     Duplicate,
@@ -63,11 +65,12 @@ from kaipiao.platform.outcomes import (
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine, RedRequest, TaxPlatform
 from kaipiao.services.reversal import create_red
 from kaipiao.store import invoices as repo
-from kaipiao.store import queue
+from kaipiao.store import operations, queue
 from kaipiao.store.database import Database
 from kaipiao.store.sellers import get_seller
 
 log = logging.getLogger("kaipiao.worker")
+HEARTBEAT_S = 5.0  # how often a worker reports its breakers and limits to the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +126,10 @@ class Worker:
         owner: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         seed: int | None = None,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.db = db
+        self.observer: EngineObserver = observer or NoObserver()
         self.platform = platform
         self.config = config or WorkerConfig()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -170,6 +175,8 @@ class Worker:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+            with contextlib.suppress(Exception):
+                await self.db.write(lambda conn: operations.forget_worker(conn, self.owner))
             log.info("worker %s stopped", self.owner)
 
     async def claim_once(self) -> int:
@@ -207,8 +214,29 @@ class Worker:
                     return
         raise TimeoutError("work did not run out in time")
 
+    def report(self) -> dict[str, object]:
+        """This worker's view, as its heartbeat carries it (see `kaipiao status`)."""
+        return {
+            "breakers": {region: b.state.value for region, b in sorted(self.breakers.items())},
+            "limits": {region: int(lim.limit) for region, lim in sorted(self.limits.items())},
+            "in_flight": len(self.active),
+            "issued": self.stats["submit_issued"] + self.stats["submit_duplicate"]
+            + self.stats["query_issued"],
+        }  # fmt: skip
+
+    async def _heartbeat(self) -> None:
+        now, state = self.clock(), self.report()
+        try:
+            await self.db.write(lambda conn: operations.beat(conn, self.owner, now, state))
+        except Exception:
+            log.exception("heartbeat failed")
+
     async def _renew_loop(self, stop: asyncio.Event) -> None:
+        last_beat = 0.0
         while not stop.is_set():
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                await self._heartbeat()
+                last_beat = time.monotonic()
             await _wait_any(stop, None, wait_s=self.config.renew_every_s)
             ids = list(self.active)
             if not ids:
@@ -245,6 +273,8 @@ class Worker:
 
     # -- one invoice ---------------------------------------------------------------------------
     async def _handle(self, item: queue.Claimed) -> None:
+        invoice = item.invoice  # this task's own log context: every line names the invoice
+        logs.bind(invoice_id=invoice.id, serial_no=invoice.serial_no, seller_id=invoice.seller_id)
         try:
             await self._process(item)
         except asyncio.CancelledError:
@@ -283,6 +313,7 @@ class Worker:
             lambda conn: queue.release(conn, item, now=now, until=until, reason=reason)
         )
         self.stats[f"released_{reason}"] += 1
+        self.observer.retry(reason)
 
     def _lease_alive(self, invoice_id: str) -> bool:
         return time.monotonic() < self._deadlines.get(invoice_id, 0.0)
@@ -346,11 +377,19 @@ class Worker:
                     outcome = await self._submit(invoice, seller)
             else:
                 outcome = await self._submit(invoice, seller)
-        except BaseException:
+        except BaseException as exc:
             breaker.record(True, time.monotonic() - started)
             await limit.release(False, time.monotonic() - started)
+            self.observer.call(
+                _endpoint(invoice, phase), invoice.region, type(exc).__name__.lower(),
+                time.monotonic() - started,
+            )  # fmt: skip
             raise
         elapsed = time.monotonic() - started
+        if outcome is not None:
+            self.observer.call(
+                _endpoint(invoice, phase), invoice.region, type(outcome).__name__.lower(), elapsed
+            )
         if outcome is None:  # our lease ran out before sending: leave the invoice to its owner
             breaker.record(False, 0.0)
             await limit.release(True, 0.0)
@@ -377,6 +416,12 @@ class Worker:
             self.budget.success()
         self.stats[f"{phase}_{type(outcome).__name__.lower()}"] += 1
         await self._record(item, outcome, phase)
+        if kind is OutcomeClass.DONE:
+            self.observer.issued((self.clock() - invoice.created_at).total_seconds())
+        elif kind is not OutcomeClass.PENDING and not (
+            kind is OutcomeClass.FINAL and phase == "submit"
+        ):
+            self.observer.retry(type(outcome).__name__.lower())
 
     async def _wait_for_settle(self, item: queue.Claimed) -> None:
         assert item.resend_after is not None
@@ -517,6 +562,12 @@ class Worker:
                 conn, original, Status.ISSUED, now=now, event="reverse_failed",
                 payload={"red_id": red.id, "code": red.error_code},
             )  # fmt: skip
+
+
+def _endpoint(invoice: repo.StoredInvoice, phase: str) -> str:
+    if phase == "query":
+        return "query"
+    return "issue" if invoice.kind is Kind.BLUE else "issue_red"
 
 
 async def _wait_any(stop: asyncio.Event, other: asyncio.Event | None, wait_s: float) -> None:

@@ -132,10 +132,25 @@ def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
     job.loop.call_soon_threadsafe(_deliver, job, result, error)
 
 
+@dataclass
+class TransactionStats:
+    """Units of work committed and rolled back (a unit undone alone inside a group commit
+    counts as one rollback), for the `kaipiao_db_*_total` metrics."""
+
+    commits: int = 0
+    rollbacks: int = 0
+
+    def count(self, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        failed = sum(1 for _, _, error in outcomes if error is not None)
+        self.rollbacks += failed
+        self.commits += len(outcomes) - failed
+
+
 class _SqliteWriter:
     """The one writer thread of a SQLite database, committing queued units of work in groups."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, stats: TransactionStats) -> None:
+        self.stats = stats
         self.engine = engine
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="kaipiao-sqlite-writer", daemon=True)
@@ -192,11 +207,13 @@ class _SqliteWriter:
             conn.exec_driver_sql("COMMIT")
         except Exception as exc:  # BEGIN, the seal or COMMIT failed: nothing of it is durable
             events.forget(conn)
+            self.stats.rollbacks += len(batch)
             with contextlib.suppress(Exception):  # the batch's own error is what callers get
                 conn.exec_driver_sql("ROLLBACK")
             for job in batch:
                 _settle(job, None, exc)
             return False
+        self.stats.count(outcomes)
         for job, result, error in outcomes:
             _settle(job, result, error)
         return True
@@ -206,8 +223,9 @@ class _PgBatcher:
     """Group commit for batched units on PostgreSQL: one task takes everything queued while the
     previous batch was committing and runs it in one transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, stats: TransactionStats) -> None:
         self.engine = engine
+        self.stats = stats
         self.loop = asyncio.get_running_loop()
         self.jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self.task = self.loop.create_task(self._run(), name="kaipiao-pg-batcher")
@@ -224,9 +242,11 @@ class _PgBatcher:
                 async with self.engine.connect() as conn, conn.begin():
                     outcomes = await conn.run_sync(self._in_transaction, batch)
             except Exception as exc:  # connect, BEGIN or COMMIT failed: nothing is durable
+                self.stats.rollbacks += len(batch)
                 for job in batch:
                     _deliver(job, None, exc)
                 continue
+            self.stats.count(outcomes)
             for job, result, error in outcomes:
                 _deliver(job, result, error)
 
@@ -278,6 +298,7 @@ class Database:
         self._sync: Engine | None = None
         self._writer: _SqliteWriter | None = None
         self._batcher: _PgBatcher | None = None
+        self.stats = TransactionStats()
         self._readers: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         if self.dialect == "sqlite":
@@ -307,7 +328,7 @@ class Database:
         with self._lock:
             if self._writer is None:
                 assert self._sync is not None
-                self._writer = _SqliteWriter(self._sync)
+                self._writer = _SqliteWriter(self._sync, self.stats)
             return self._writer
 
     def _sqlite_readers(self) -> ThreadPoolExecutor:
@@ -339,8 +360,14 @@ class Database:
         """Run `work` in a write transaction; its result once committed, or its exception
         (then nothing it did is kept)."""
         if self._async is not None:
-            async with self._async.connect() as conn, conn.begin():
-                return await conn.run_sync(_sealed, work)
+            try:
+                async with self._async.connect() as conn, conn.begin():
+                    result = await conn.run_sync(_sealed, work)
+            except BaseException:
+                self.stats.rollbacks += 1
+                raise
+            self.stats.commits += 1
+            return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._sqlite_writer().submit(_Job(work, loop, future))
@@ -354,7 +381,7 @@ class Database:
         job = _Job(None, loop, future, work, item)
         if self._async is not None:
             if self._batcher is None or self._batcher.loop is not loop or self._batcher.task.done():
-                self._batcher = _PgBatcher(self._async)
+                self._batcher = _PgBatcher(self._async, self.stats)
             self._batcher.submit(job)
         else:
             self._sqlite_writer().submit(job)

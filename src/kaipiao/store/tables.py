@@ -166,3 +166,13 @@ seller_quota = Table(
     Column("tokens", Float, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# Each worker process's last report of itself (breakers, limits, calls in flight), so that
+# `kaipiao status` and the metrics can show every worker's view, not only their own process's.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("owner", String(128), primary_key=True),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("state", Text, nullable=False),
+)

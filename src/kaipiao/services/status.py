@@ -1,0 +1,116 @@
+"""The operator's view: queue, workers' breakers and limits, and the incident level.
+
+Incident levels come from the share of active sellers affected (an invoice in attention, one
+waiting beyond the 5-minute SLO, or one refused by the platform in the last hour):
+level 0 none affected; level 1 under 1% (handled internally); level 2 1–5% (respond within
+2 hours); level 3 over 5% (respond within 30 minutes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from kaipiao.store import operations
+from kaipiao.store.database import Database
+from kaipiao.store.ledger import head
+
+SLO = timedelta(minutes=5)
+ACTIVE_WINDOW = timedelta(hours=24)
+REJECTED_WINDOW = timedelta(hours=1)
+WORKER_SEEN = timedelta(seconds=30)
+RESPONSE = {0: "no incident", 1: "handled internally", 2: "respond within 2 hours",
+            3: "respond within 30 minutes"}  # fmt: skip
+
+
+def incident_level(affected: int, active: int) -> int:
+    if affected == 0 or active == 0:
+        return 0
+    share = affected / active
+    if share < 0.01:
+        return 1
+    if share <= 0.05:
+        return 2
+    return 3
+
+
+@dataclass
+class Snapshot:
+    at: datetime
+    counts: dict[str, int]
+    oldest_waiting_s: float
+    active_sellers: int
+    affected_sellers: int
+    quota_per_s: float
+    ledger_events: int
+    workers: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def level(self) -> int:
+        return incident_level(self.affected_sellers, self.active_sellers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "invoices": self.counts,
+            "oldest_waiting_s": round(self.oldest_waiting_s, 1),
+            "sellers": {"active": self.active_sellers, "affected": self.affected_sellers},
+            "incident": {"level": self.level, "response": RESPONSE[self.level]},
+            "quota_per_s": self.quota_per_s,
+            "ledger_events": self.ledger_events,
+            "workers": [
+                {"owner": owner, "seen_at": seen.isoformat(), **state}
+                for owner, seen, state in self.workers
+            ],
+        }
+
+
+async def snapshot(db: Database, now: datetime) -> Snapshot:
+    def read(conn: Connection) -> Snapshot:
+        oldest = operations.oldest_waiting(conn)
+        return Snapshot(
+            at=now,
+            counts=operations.counts_by_status(conn),
+            oldest_waiting_s=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+            active_sellers=operations.active_sellers(conn, now - ACTIVE_WINDOW),
+            affected_sellers=operations.affected_sellers(
+                conn, late_before=now - SLO, rejected_since=now - REJECTED_WINDOW
+            ),
+            quota_per_s=operations.quota_total(conn),
+            ledger_events=head(conn)[0],
+            workers=operations.workers_seen(conn, now - WORKER_SEEN),
+        )
+
+    return await db.read(read)
+
+
+def render(snap: Snapshot) -> list[str]:
+    """`kaipiao status`, one line per fact (README explains each)."""
+    counts = snap.counts
+    waiting = ", ".join(f"{s} {counts.get(s, 0)}" for s in operations.WAITING)
+    done = ", ".join(f"{s} {counts.get(s, 0)}" for s in
+                     ("issued", "rejected", "cancelled", "reversed"))  # fmt: skip
+    lines = [
+        f"queue:      {waiting}; oldest waiting {snap.oldest_waiting_s:.0f} s",
+        f"attention:  {counts.get('attention', 0)}",
+        f"finished:   {done}",
+        f"sellers:    {snap.active_sellers} active, {snap.affected_sellers} affected",
+        f"incident:   level {snap.level} ({RESPONSE[snap.level]})",
+        "quota:      "
+        + (
+            f"{snap.quota_per_s:g} platform calls/s configured across sellers"
+            if snap.quota_per_s
+            else "no seller has a platform quota set"
+        ),
+        f"ledger:     {snap.ledger_events} events",
+        f"workers:    {len(snap.workers)} seen in the last {WORKER_SEEN.seconds} s",
+    ]
+    for owner, _, state in snap.workers:
+        breakers = " ".join(f"{r}={s}" for r, s in state.get("breakers", {}).items()) or "-"
+        limits = " ".join(f"{r}={n}" for r, n in state.get("limits", {}).items()) or "-"
+        lines.append(f"  {owner}: in flight {state.get('in_flight', 0)}, breakers {breakers}, "
+                     f"limits {limits}")  # fmt: skip
+    return lines

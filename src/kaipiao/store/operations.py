@@ -1,0 +1,85 @@
+"""What operators look at: queue depth and age, affected sellers, worker heartbeats."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.engine import Connection
+
+from kaipiao.domain.lifecycle import Status
+from kaipiao.store.tables import invoices, sellers, worker_heartbeats
+
+WAITING = (Status.QUEUED.value, Status.ISSUING.value, Status.REVERSING.value)
+
+
+def counts_by_status(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(invoices.c.status, func.count()).group_by(invoices.c.status))
+    return {status: int(count) for status, count in rows}
+
+
+def oldest_waiting(conn: Connection) -> datetime | None:
+    """When the oldest invoice still waiting to be issued (or reversed) was accepted."""
+    value: datetime | None = conn.execute(
+        select(func.min(invoices.c.created_at)).where(invoices.c.status.in_(WAITING))
+    ).scalar()
+    return value
+
+
+def active_sellers(conn: Connection, since: datetime) -> int:
+    """Sellers that sent an invoice since `since` or still have one waiting or in attention."""
+    return int(
+        conn.execute(
+            select(func.count(func.distinct(invoices.c.seller_id))).where(
+                or_(
+                    invoices.c.created_at >= since,
+                    invoices.c.status.in_([*WAITING, Status.ATTENTION.value]),
+                )
+            )
+        ).scalar_one()
+    )
+
+
+def affected_sellers(conn: Connection, *, late_before: datetime, rejected_since: datetime) -> int:
+    """Sellers with an invoice in attention, one waiting since before `late_before` (beyond the
+    SLO), or one refused by the platform since `rejected_since`."""
+    return int(
+        conn.execute(
+            select(func.count(func.distinct(invoices.c.seller_id))).where(
+                or_(
+                    invoices.c.status == Status.ATTENTION.value,
+                    (invoices.c.status.in_(WAITING)) & (invoices.c.created_at < late_before),
+                    (invoices.c.status == Status.REJECTED.value)
+                    & (invoices.c.updated_at >= rejected_since),
+                )
+            )
+        ).scalar_one()
+    )
+
+
+def quota_total(conn: Connection) -> float:
+    return float(
+        conn.execute(select(func.coalesce(func.sum(sellers.c.quota_per_s), 0))).scalar_one()
+    )
+
+
+def beat(conn: Connection, owner: str, now: datetime, state: dict[str, Any]) -> None:
+    conn.execute(delete(worker_heartbeats).where(worker_heartbeats.c.owner == owner))
+    conn.execute(
+        worker_heartbeats.insert().values(owner=owner, seen_at=now, state=json.dumps(state))
+    )
+
+
+def forget_worker(conn: Connection, owner: str) -> None:
+    conn.execute(delete(worker_heartbeats).where(worker_heartbeats.c.owner == owner))
+
+
+def workers_seen(conn: Connection, since: datetime) -> list[tuple[str, datetime, dict[str, Any]]]:
+    rows = conn.execute(
+        select(worker_heartbeats)
+        .where(worker_heartbeats.c.seen_at >= since)
+        .order_by(worker_heartbeats.c.owner)
+    )
+    return [(r.owner, r.seen_at, json.loads(r.state)) for r in rows]
