@@ -22,6 +22,7 @@ from prometheus_client import start_http_server
 from kaipiao.api.app import create_app
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
+from kaipiao.engine.webhooks import WebhookSender
 from kaipiao.engine.worker import Worker, WorkerConfig
 from kaipiao.ledger.signing import Signer
 from kaipiao.ops import logs
@@ -32,6 +33,7 @@ from kaipiao.sandbox.server import SandboxServer
 from kaipiao.sandbox.state import SandboxState
 from kaipiao.services import sellers, status
 from kaipiao.services.ledger import CheckpointJob
+from kaipiao.services.reconcile import ReconcileJob
 from kaipiao.store.database import Database
 from kaipiao.store.migrate import upgrade
 
@@ -134,9 +136,12 @@ async def run_worker(settings: Settings) -> None:
         server, _ = start_http_server(settings.metrics_port, settings.host, metrics.registry)
         port = server.server_address[1]
         print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
+    senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
     try:
         await worker.run(stop)
     finally:
+        stop.set()
+        await senders
         await platform.aclose()
         await db.dispose()
 
@@ -209,7 +214,11 @@ async def serve(settings: Settings) -> None:
         worker_task = asyncio.create_task(worker.run(stop))
         print(f"  workers:  {worker.owner}", flush=True)
     checkpoints = asyncio.create_task(checkpoint_job(settings, db).run(stop))
+    senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
     poller = asyncio.create_task(poll_status(app, db, stop))
+    reconciler = asyncio.create_task(
+        ReconcileJob(db, platform, utcnow, every_s=settings.reconcile_every_s).run(stop)
+    )
     try:
         await task
     finally:
@@ -218,6 +227,8 @@ async def serve(settings: Settings) -> None:
             await worker_task
         await checkpoints
         await poller
+        await senders
+        await reconciler
         await platform.aclose()
         if sandbox is not None:
             await sandbox.stop()

@@ -493,6 +493,60 @@ def ledger_check_consistency(
     _check_document(file, public_key, "consistency")
 
 
+@app.command()
+def reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Compare what changed since this UTC time (ISO 8601); default: 24 h ago."
+        ),
+    ] = None,
+    platform_url: Annotated[
+        str | None, typer.Option(help="Tax platform URL. [env: KAIPIAO_PLATFORM_URL]")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Compare local state with the platform's listing; exit 1 if anything contradicts."""
+    from datetime import UTC, datetime, timedelta
+
+    from kaipiao.bootstrap import platform_for
+    from kaipiao.clock import utcnow
+    from kaipiao.services import reconcile as service
+
+    settings = settings_from(
+        platform_url=platform_url, data_dir=data_dir, database_url=database_url
+    )
+    if settings.platform_url is None:
+        fail("kaipiao reconcile needs --platform-url (or KAIPIAO_PLATFORM_URL)", 2)
+        return
+    try:
+        start = datetime.fromisoformat(since) if since else utcnow() - timedelta(hours=24)
+    except ValueError:
+        fail(f"--since {since!r} is not an ISO 8601 time", 2)
+        return
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+    url = settings.platform_url
+
+    async def run(db: Any) -> Any:
+        platform = platform_for(settings, url)
+        try:
+            return await service.reconcile(db, platform, since=start, clock=utcnow)
+        finally:
+            await platform.aclose()
+
+    report = _run_db(settings, run)
+    typer.echo(f"checked {report.checked}, settled {report.settled}, "
+               f"contradictions {len(report.contradictions)} "
+               f"(deviation {report.deviation:.4%})")  # fmt: skip
+    for line in report.contradictions:
+        typer.echo(f"  contradiction: {line}")
+    for seller_id in report.unreachable:
+        typer.echo(f"  platform unreachable for seller {seller_id}", err=True)
+    if report.contradictions or report.unreachable:
+        raise typer.Exit(1)
+
+
 @app.command("operator-key")
 def operator_key(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Create an operator (admin) API key for GET /v1/ops/status; printed once."""

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
         description="Ed25519 key (PEM) that signs ledger checkpoints; default: "
         "`ledger-key.pem` in the data directory, created on first start.",
     )
+    reconcile_every_s: Annotated[float, Field(gt=0)] = 300.0
     ledger_checkpoint_s: Annotated[float, Field(gt=0)] = 60.0
     ledger_checkpoint_events: Annotated[int, Field(ge=1)] = 10_000
     ledger_published_file: Path | None = Field(

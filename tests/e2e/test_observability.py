@@ -25,7 +25,8 @@ METRICS = [
     "kaipiao_retries_total", "kaipiao_db_commits_total", "kaipiao_db_rollbacks_total",
     "kaipiao_intake_to_issue_seconds_bucket", "kaipiao_incident_level", "kaipiao_active_sellers",
     "kaipiao_affected_sellers", "kaipiao_seller_quota_per_second", "kaipiao_ledger_events",
-    "kaipiao_workers", "kaipiao_platform_in_flight",
+    "kaipiao_workers", "kaipiao_platform_in_flight", "kaipiao_webhook_backlog",
+    "kaipiao_reconcile_deviation_ratio",
 ]  # fmt: skip
 
 

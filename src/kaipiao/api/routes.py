@@ -14,6 +14,7 @@ from kaipiao.api.problems import MEDIA_TYPE, Problem
 from kaipiao.api.schemas import InvoiceCreate, InvoicePage, InvoicePublic, render_invoice
 from kaipiao.domain.lifecycle import Status
 from kaipiao.services import intake, ledger, reversal, status
+from kaipiao.store import webhooks
 from kaipiao.store.migrate import is_current
 
 
@@ -132,6 +133,20 @@ async def reverse_invoice(
         state.database, seller, invoice_id, body.reason, now=state.clock()
     )
     return JSONResponse(render_invoice(red), status_code=202)
+
+
+@router.get(
+    "/v1/invoices/{invoice_id}/webhooks",
+    responses=_problems(404, 422, *AUTH),
+    tags=["invoices"],
+)
+async def invoice_webhooks(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
+    """Webhook deliveries for this invoice: pending, delivered or failed, with each one's last
+    answer (status code or error) and attempts."""
+    database = request.app.state.database
+    await intake.get_invoice(database, seller, invoice_id)  # 404 for another seller's invoice
+    deliveries = await database.read(lambda conn: webhooks.for_invoice(conn, invoice_id))
+    return JSONResponse({"data": deliveries})
 
 
 @router.get(

@@ -38,7 +38,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.REVERSING: frozenset({Status.REVERSED, Status.ISSUED, Status.ATTENTION}),
     Status.ATTENTION: frozenset({Status.QUEUED, Status.ISSUED, Status.REJECTED, Status.REVERSED}),
     Status.REJECTED: frozenset({Status.ATTENTION}),
-    Status.CANCELLED: frozenset(),
+    Status.CANCELLED: frozenset({Status.ATTENTION}),  # reconciliation: issued there after all
     Status.REVERSED: frozenset(),
 }
 

@@ -133,6 +133,11 @@ class _SnapshotCollector(Collector):
              snap.quota_per_s),
             ("kaipiao_ledger_events", "Events in the ledger's chain.", snap.ledger_events),
             ("kaipiao_workers", "Worker processes seen in the last 30 s.", len(snap.workers)),
+            ("kaipiao_webhook_backlog", "Webhook deliveries waiting (pending).",
+             snap.webhook_backlog),
+            ("kaipiao_reconcile_deviation_ratio",
+             "The last reconciliation's contradictions / invoices checked (0 if never run).",
+             snap.deviation or 0.0),
         )  # fmt: skip
         for name, doc, value in gauges:
             yield GaugeMetricFamily(name, doc, value=value)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from kaipiao.store import operations
+from kaipiao.store import operations, webhooks
 from kaipiao.store.database import Database
 from kaipiao.store.ledger import head
 
@@ -46,6 +46,8 @@ class Snapshot:
     affected_sellers: int
     quota_per_s: float
     ledger_events: int
+    webhook_backlog: int = 0
+    deviation: float | None = None  # the last reconciliation's contradictions / checked
     workers: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
 
     @property
@@ -61,6 +63,8 @@ class Snapshot:
             "incident": {"level": self.level, "response": RESPONSE[self.level]},
             "quota_per_s": self.quota_per_s,
             "ledger_events": self.ledger_events,
+            "webhook_backlog": self.webhook_backlog,
+            "reconcile_deviation": self.deviation,
             "workers": [
                 {"owner": owner, "seen_at": seen.isoformat(), **state}
                 for owner, seen, state in self.workers
@@ -81,6 +85,8 @@ async def snapshot(db: Database, now: datetime) -> Snapshot:
             ),
             quota_per_s=operations.quota_total(conn),
             ledger_events=head(conn)[0],
+            webhook_backlog=webhooks.backlog(conn),
+            deviation=operations.last_deviation(conn),
             workers=operations.workers_seen(conn, now - WORKER_SEEN),
         )
 
@@ -106,6 +112,9 @@ def render(snap: Snapshot) -> list[str]:
             else "no seller has a platform quota set"
         ),
         f"ledger:     {snap.ledger_events} events",
+        f"webhooks:   {snap.webhook_backlog} waiting to be delivered",
+        "reconcile:  "
+        + ("never run" if snap.deviation is None else f"last run's deviation {snap.deviation:.4%}"),
         f"workers:    {len(snap.workers)} seen in the last {WORKER_SEEN.seconds} s",
     ]
     for owner, _, state in snap.workers:

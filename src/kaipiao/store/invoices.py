@@ -8,7 +8,7 @@ ledger event in the same transaction.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -191,6 +191,9 @@ def transition(
         payload={"from": invoice.status.value, "to": target.value, **(payload or {})},
         now=now,
     )
+    from kaipiao.store import webhooks  # the outbox builds on this module
+
+    webhooks.enqueue(conn, replace(invoice, status=target, updated_at=now, **(fields or {})), now)
     return True
 
 

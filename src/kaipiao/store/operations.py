@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status
-from kaipiao.store.tables import invoices, sellers, worker_heartbeats
+from kaipiao.store.tables import invoices, reconcile_runs, sellers, worker_heartbeats
 
 WAITING = (Status.QUEUED.value, Status.ISSUING.value, Status.REVERSING.value)
 
@@ -83,3 +83,15 @@ def workers_seen(conn: Connection, since: datetime) -> list[tuple[str, datetime,
         .order_by(worker_heartbeats.c.owner)
     )
     return [(r.owner, r.seen_at, json.loads(r.state)) for r in rows]
+
+
+def last_deviation(conn: Connection) -> float | None:
+    """The newest reconciliation run's contradictions / invoices checked (None: never run)."""
+    row = conn.execute(
+        select(reconcile_runs.c.checked, reconcile_runs.c.contradictions)
+        .order_by(reconcile_runs.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return row.contradictions / row.checked if row.checked else 0.0

@@ -20,6 +20,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status, ensure_transition
+from kaipiao.store import webhooks
 from kaipiao.store.events import append_event, append_events
 from kaipiao.store.invoices import StoredInvoice
 from kaipiao.store.tables import invoices
@@ -193,9 +194,11 @@ def settle(
         payload={"from": Status.ISSUING.value, "to": target.value, **(payload or {})}, now=now,
     )  # fmt: skip
     changed = {k: v for k, v in values.items() if k != "status"}
-    return replace(
+    settled = replace(
         claimed.invoice, status=target, cancel_requested=bool(row.cancel_requested), **changed
     )
+    webhooks.enqueue(conn, settled, now)
+    return settled
 
 
 def release(

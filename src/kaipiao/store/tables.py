@@ -176,3 +176,39 @@ worker_heartbeats = Table(
     Column("seen_at", UtcDateTime, nullable=False),
     Column("state", Text, nullable=False),
 )
+
+# The webhook outbox: one row per terminal change of an invoice with a callback URL, written in
+# the transaction that makes the change, delivered (and retried) by `kaipiao.engine.webhooks`.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False, unique=True),
+    Column("invoice_id", String(32), nullable=False, index=True),
+    Column("seller_id", String(32), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(12), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+# One row per reconciliation run: what was compared and what disagreed.
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+    Column("checked", Integer, nullable=False),
+    Column("settled", Integer, nullable=False),
+    Column("contradictions", Integer, nullable=False),
+    Column("unreachable", Integer, nullable=False),
+)
