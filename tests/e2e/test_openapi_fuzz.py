@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,10 @@ def test_openapi_fuzzing_finds_no_server_error_and_no_schema_violation(tmp_path:
         )  # fmt: skip
         report = result.stdout + result.stderr
         assert result.returncode == 0, report[-6000:]
-        assert " passed" in report and "failed" not in report.split("SUMMARY")[-1]
+        summary = report.split("SUMMARY")[-1]
+        # Warnings may say "authentication failed" (the operator-only route answers a seller's
+        # key with 403); a failed check is counted as "N failed".
+        assert " passed" in report and not re.search(r"\b\d+ failed\b", summary), summary
         assert "Traceback" not in serve.output()
     finally:
         serve.stop()
