@@ -227,3 +227,21 @@ async def test_adaptive_limit_climbs_back_fast_after_a_deep_cut() -> None:
             await limit.acquire()
         await limit.release(True, 0.8)
     assert limit.limit >= 100  # slow start again below half the peak, not +1 per round trip
+
+
+async def test_fast_failures_during_an_outage_do_not_poison_the_latency_baseline() -> None:
+    """Refused connections fail in a millisecond; if they taught the baseline, every normal
+    answer after the outage would look congested and pin the limit at its minimum."""
+    limit = AdaptiveLimit(initial=20, minimum=4)
+
+    async def calls(n: int, seconds: float, *, answered: bool, ok: bool = True) -> None:
+        for _ in range(n):
+            await limit.acquire()
+            limit.in_flight = max(limit.in_flight, int(limit.limit))  # keep it busy
+            await limit.release(ok, seconds, answered=answered)
+
+    await calls(150, 0.8, answered=True)
+    before = limit.limit
+    await calls(300, 0.001, answered=False)  # the outage: instant refusals
+    await calls(50, 0.8, answered=True)  # back to normal
+    assert limit.limit >= before

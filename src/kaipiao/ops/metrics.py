@@ -142,7 +142,9 @@ class _SnapshotCollector(Collector):
         for name, doc, value in gauges:
             yield GaugeMetricFamily(name, doc, value=value)
         opened = GaugeMetricFamily(
-            "kaipiao_breaker_open", "1 while a worker's breaker for a region is open.",
+            "kaipiao_breaker_open",
+            "1 while a worker's breaker for a region is not closed (open, or probing half-open: "
+            "a long outage alternates the two, and an alert must not restart its timer).",
             labels=["region", "worker"],
         )  # fmt: skip
         state = GaugeMetricFamily(
@@ -159,7 +161,7 @@ class _SnapshotCollector(Collector):
         )  # fmt: skip
         for owner, _, report in snap.workers:
             for region, current in report.get("breakers", {}).items():
-                opened.add_metric([region, owner], 1 if current == "open" else 0)
+                opened.add_metric([region, owner], 0 if current == "closed" else 1)
                 for candidate in BREAKER_STATES:
                     state.add_metric([region, owner, candidate], int(candidate == current))
             for region, value in report.get("limits", {}).items():

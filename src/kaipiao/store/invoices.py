@@ -60,7 +60,10 @@ class StoredInvoice:
 
     @classmethod
     def from_row(cls, row: Any) -> StoredInvoice:
-        data = dict(row._mapping)
+        """From a row of every `invoices` column in table order (`select(invoices)`,
+        `returning(*invoices.c)`). Zipping with the names: building `row._mapping`'s key view
+        per row was a fifth of a worker's claim time."""
+        data = dict(zip(_COLUMNS, row, strict=True))
         data.pop("order_key", None)
         data["kind"] = Kind(data["kind"])
         data["status"] = Status(data["status"])
@@ -71,6 +74,7 @@ class StoredInvoice:
 
 
 _INSERT = insert(invoices)
+_COLUMNS = tuple(column.name for column in invoices.c)
 _DEFAULTS: dict[str, Any] = {
     "invoice_number": None, "issued_at": None, "remark": None, "callback_url": None,
     "lease_owner": None, "lease_expires_at": None, "lease_token": 0, "resend_after": None,

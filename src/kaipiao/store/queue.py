@@ -11,12 +11,13 @@ so concurrent workers never wait for, or take, each other's rows; SQLite has one
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status, ensure_transition
@@ -153,6 +154,23 @@ def renew_leases(
     return {row.id for row in rows}
 
 
+@functools.cache
+def _settle_statement(keys: tuple[str, ...]) -> Any:
+    """The fenced UPDATE for one set of columns, built once (measured: building and caching a
+    fresh statement per result cost a tenth of a worker's CPU)."""
+    c = invoices.c
+    return (
+        update(invoices)
+        .where(
+            c.id == bindparam("w_id"),
+            c.lease_token == bindparam("w_token"),
+            c.status == Status.ISSUING.value,
+        )
+        .values({key: bindparam(f"v_{key}", type_=c[key].type) for key in keys})
+        .returning(c.cancel_requested)
+    )
+
+
 def settle(
     conn: Connection,
     claimed: Claimed,
@@ -177,15 +195,10 @@ def settle(
     # Only `cancel_requested` can change under a lease (the API sets it), so that is all this
     # reads back; the rest is what the claim read plus what is written here. (Measured: reading
     # and parsing the whole row back took a fifth of a worker's CPU.)
+    params = {f"v_{key}": value for key, value in values.items()}
     row = conn.execute(
-        update(invoices)
-        .where(
-            invoices.c.id == claimed.invoice.id,
-            invoices.c.lease_token == claimed.token,
-            invoices.c.status == Status.ISSUING.value,
-        )
-        .values(**values)
-        .returning(invoices.c.cancel_requested)
+        _settle_statement(tuple(values)),
+        {**params, "w_id": claimed.invoice.id, "w_token": claimed.token},
     ).first()
     if row is None:
         return None
