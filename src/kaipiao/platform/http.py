@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from kaipiao.platform.outcomes import (
     Ambiguous,
@@ -86,6 +87,9 @@ def _json(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 class HttpPlatform:
     """A `TaxPlatform` speaking the sandbox protocol to `base_url`. The session is created on
     first use, inside the running event loop."""
@@ -94,6 +98,7 @@ class HttpPlatform:
         self.base_url = base_url.rstrip("/")
         self.settings = settings or HttpSettings()
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -120,9 +125,16 @@ class HttpPlatform:
         self, method: str, path: str, *, body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
     ) -> _Answer:  # fmt: skip
-        """One request; transport failures propagate as aiohttp/asyncio exceptions."""
+        """One request; transport failures propagate as aiohttp/asyncio exceptions.
+
+        URLs are parsed once per path and bodies sent as ready bytes (measured: URL parsing and
+        aiohttp's JSON payload wrapper were a tenth of a worker's HTTP time)."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self.base_url + path)
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         async with self._client().request(
-            method, self.base_url + path, json=body, params=params
+            method, url, data=data, params=params, headers=_JSON_HEADERS if data else None
         ) as response:
             raw = await response.read()
             return _Answer(response.status, dict(response.headers), _json(raw))
