@@ -67,13 +67,25 @@ class Metrics:
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600), registry=r,
         )  # fmt: skip
 
+        self._calls: dict[tuple[str, str, str], Counter] = {}
+        self._timers: dict[tuple[str, str], Histogram] = {}
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
     # -- the engine's observer ----------------------------------------------------------------
     def call(self, endpoint: str, region: str, outcome: str, seconds: float) -> None:
-        self.platform_calls.labels(endpoint, region, outcome).inc()
-        self.platform_duration.labels(endpoint, region).observe(seconds)
+        # Label children are looked up once per label set (labels() takes a lock each time).
+        counter = self._calls.get((endpoint, region, outcome))
+        if counter is None:
+            counter = self._calls[endpoint, region, outcome] = self.platform_calls.labels(
+                endpoint, region, outcome
+            )
+        counter.inc()
+        timer = self._timers.get((endpoint, region))
+        if timer is None:
+            timer = self._timers[endpoint, region] = self.platform_duration.labels(endpoint, region)
+        timer.observe(seconds)
 
     def retry(self, reason: str) -> None:
         self.retries.labels(reason).inc()

@@ -17,6 +17,7 @@ Queries and listings change nothing, so any transport failure there is just Unav
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,7 +63,7 @@ class HttpSettings:
 @dataclass(frozen=True, slots=True)
 class _Answer:
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # the response's own (case-insensitive) headers, not a copy
     data: dict[str, Any] | None
 
 
@@ -137,7 +138,7 @@ class HttpPlatform:
             method, url, data=data, params=params, headers=_JSON_HEADERS if data else None
         ) as response:
             raw = await response.read()
-            return _Answer(response.status, dict(response.headers), _json(raw))
+            return _Answer(response.status, response.headers, _json(raw))
 
     async def _send_mutation(self, path: str, body: dict[str, Any]) -> IssueOutcome:
         try:
