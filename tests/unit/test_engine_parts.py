@@ -245,3 +245,14 @@ async def test_fast_failures_during_an_outage_do_not_poison_the_latency_baseline
     await calls(300, 0.001, answered=False)  # the outage: instant refusals
     await calls(50, 0.8, answered=True)  # back to normal
     assert limit.limit >= before
+
+
+def test_incident_levels_follow_the_share_of_affected_sellers() -> None:
+    from kaipiao.services.status import incident_level
+
+    assert incident_level(0, 500) == 0  # nobody affected
+    assert incident_level(3, 0) == 0  # no active sellers
+    assert incident_level(4, 500) == 1  # 0.8%: handled internally
+    assert incident_level(5, 500) == 2  # 1%: respond within 2 hours
+    assert incident_level(25, 500) == 2  # 5%
+    assert incident_level(26, 500) == 3  # 5.2%: respond within 30 minutes

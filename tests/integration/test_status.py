@@ -1,0 +1,46 @@
+"""The operator's status on SQLite and PostgreSQL: counts, affected sellers, incident level."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from kaipiao.clock import utcnow
+from kaipiao.services.sellers import add_admin_key
+from kaipiao.store import operations
+from kaipiao.store.tables import invoices
+from tests.factories import invoice_body
+from tests.integration.conftest import Api
+
+
+async def test_ops_status_names_the_incident_level_for_operators_only(api: Api) -> None:
+    first = (await api.post(invoice_body("ST-1"))).json()["id"]
+    await api.post(invoice_body("ST-2"))
+    await api.post(invoice_body("ST-3"), who=api.b)
+    admin = await add_admin_key(api.database, now=utcnow())
+    calm = await api.client.get("/v1/ops/status", headers={"Authorization": f"Bearer {admin}"})
+    assert calm.status_code == 200
+    body = calm.json()
+    assert body["invoices"] == {"queued": 3}
+    assert body["sellers"] == {"active": 2, "affected": 0}
+    assert body["incident"]["level"] == 0
+
+    await api.database.write(lambda c: c.execute(
+        update(invoices).where(invoices.c.id == first).values(status="attention")))  # fmt: skip
+    hot = (await api.client.get("/v1/ops/status",
+                                headers={"Authorization": f"Bearer {admin}"})).json()  # fmt: skip
+    assert hot["sellers"] == {"active": 2, "affected": 1}
+    assert hot["incident"] == {"level": 3, "response": "respond within 30 minutes"}
+
+    refused = await api.client.get("/v1/ops/status", headers=api.auth())
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+
+
+async def test_heartbeats_are_kept_per_worker_and_forgotten(api: Api) -> None:
+    now = utcnow()
+    state = {"breakers": {"31": "open"}, "limits": {"31": 7}, "in_flight": 3}
+    await api.database.write(lambda c: operations.beat(c, "w-1", now, state))
+    await api.database.write(lambda c: operations.beat(c, "w-1", now, state))  # replaces
+    seen = await api.database.read(lambda c: operations.workers_seen(c, now))
+    assert [(owner, report) for owner, _, report in seen] == [("w-1", state)]
+    await api.database.write(lambda c: operations.forget_worker(c, "w-1"))
+    assert await api.database.read(lambda c: operations.workers_seen(c, now)) == []
