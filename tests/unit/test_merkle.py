@@ -75,3 +75,13 @@ def test_the_frontier_gives_every_prefix_root() -> None:
     for n, leaf in enumerate(LEAVES, start=1):
         frontier.add(leaf)
         assert frontier.root() == _mth(LEAVES[:n]), n
+
+
+def test_a_frontier_survives_json_and_keeps_growing() -> None:
+    frontier = merkle.Frontier()
+    for leaf in LEAVES[:37]:
+        frontier.add(leaf)
+    again = merkle.Frontier.from_json(frontier.to_json())
+    for leaf in LEAVES[37:]:
+        again.add(leaf)
+    assert again.size == len(LEAVES) and again.root() == _mth(LEAVES)

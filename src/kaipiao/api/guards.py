@@ -11,7 +11,6 @@ import ipaddress
 import json
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -159,7 +158,7 @@ def _request_id(scope: Scope) -> str:
             text = str(value.decode("latin-1"))
             if _REQUEST_ID.fullmatch(text):
                 return text
-    return uuid.uuid4().hex[:16]
+    return logs.new_request_id()
 
 
 class Observe:

@@ -9,6 +9,7 @@ RFC 9162 §2.1.3 and §2.1.4.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 
 
@@ -168,6 +169,18 @@ class Frontier:
             height += 1
         peaks.append((height, node))
         self.size += 1
+
+    def to_json(self) -> str:
+        peaks = [[height, node.hex()] for height, node in self._peaks]
+        return json.dumps({"size": self.size, "peaks": peaks})
+
+    @classmethod
+    def from_json(cls, text: str) -> Frontier:
+        data = json.loads(text)
+        frontier = cls()
+        frontier.size = int(data["size"])
+        frontier._peaks = [(int(h), bytes.fromhex(node)) for h, node in data["peaks"]]
+        return frontier
 
     def root(self) -> bytes:
         if not self._peaks:

@@ -72,9 +72,21 @@ def checkpoint_at(conn: Connection, size: int) -> Checkpoint | None:
     return Checkpoint(r.size, r.root, r.time, r.key_id, r.signature) if r else None
 
 
-def add_checkpoint(conn: Connection, checkpoint: Checkpoint) -> bool:
-    """Store a checkpoint; False if one of that size exists already (another process made it)."""
+def add_checkpoint(conn: Connection, checkpoint: Checkpoint, frontier: str | None = None) -> bool:
+    """Store a checkpoint (and the Merkle frontier at its size); False if one of that size exists
+    already (another process made it)."""
     if checkpoint_at(conn, checkpoint.size) is not None:
         return False
-    conn.execute(ledger_checkpoints.insert().values(**checkpoint.to_json()))
+    conn.execute(ledger_checkpoints.insert().values(**checkpoint.to_json(), frontier=frontier))
     return True
+
+
+def latest_frontier(conn: Connection) -> tuple[int, str] | None:
+    """The newest checkpoint's size and stored frontier, if it has one."""
+    row = conn.execute(
+        select(ledger_checkpoints.c.size, ledger_checkpoints.c.frontier)
+        .where(ledger_checkpoints.c.frontier.is_not(None))
+        .order_by(ledger_checkpoints.c.size.desc())
+        .limit(1)
+    ).first()
+    return (int(row.size), str(row.frontier)) if row else None

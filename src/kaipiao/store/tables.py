@@ -156,6 +156,9 @@ ledger_checkpoints = Table(
     Column("time", String(32), nullable=False),
     Column("key_id", String(16), nullable=False),
     Column("signature", String(128), nullable=False),
+    # The Merkle tree's right edge at this size (JSON), so the next checkpoint hashes only the
+    # events after it. Not trusted by verification, which recomputes every root.
+    Column("frontier", Text, nullable=True),
 )
 
 # Per-seller platform quota as a token bucket shared by every worker process.

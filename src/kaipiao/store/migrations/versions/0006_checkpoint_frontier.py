@@ -1,0 +1,26 @@
+"""ledger: each checkpoint keeps the Merkle frontier, so the next one is incremental
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("ledger_checkpoints", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("frontier", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("ledger_checkpoints", schema=None) as batch_op:
+        batch_op.drop_column("frontier")
