@@ -34,6 +34,11 @@ ledger_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(ledger_app, name="ledger")
+archive_app = typer.Typer(
+    help="Archive finished invoices and their ledger events (signed), or verify an archive.",
+    invoke_without_command=True,
+)
+app.add_typer(archive_app, name="archive")
 
 DataDir = Annotated[
     Path | None,
@@ -491,6 +496,69 @@ def ledger_check_consistency(
 ) -> None:
     """Verify offline that one signed checkpoint's tree is a prefix of another's."""
     _check_document(file, public_key, "consistency")
+
+
+@archive_app.callback()
+def archive(
+    ctx: typer.Context,
+    before: Annotated[
+        str | None, typer.Option(help="Archive invoices accepted before this UTC date/time.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="A new directory for the archive.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """`kaipiao archive --before DATE --out DIR` writes an archive; nothing is deleted."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import UTC, datetime
+
+    from kaipiao.bootstrap import signer_for
+    from kaipiao.clock import utcnow
+    from kaipiao.services import archive as service
+    from kaipiao.services.errors import ServiceError
+
+    if before is None or out is None:
+        fail(
+            "kaipiao archive needs --before DATE and --out DIR (or: kaipiao archive verify DIR)", 2
+        )
+        return
+    try:
+        cutoff = datetime.fromisoformat(before)
+    except ValueError:
+        fail(f"--before {before!r} is not an ISO 8601 date or time", 2)
+        return
+    cutoff = cutoff.replace(tzinfo=UTC) if cutoff.tzinfo is None else cutoff.astimezone(UTC)
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    signer = signer_for(settings)
+    try:
+        written = _run_db(
+            settings,
+            lambda db: service.write_archive(db, signer, before=cutoff, out=out, now=utcnow()),
+        )
+    except ServiceError as exc:
+        fail(exc.message)
+        return
+    typer.echo(f"archived {written.invoices} invoices and {written.events} events to "
+               f"{written.out} (Merkle root {written.root}, key {signer.key_id})")  # fmt: skip
+
+
+@archive_app.command("verify")
+def archive_verify(
+    directory: Annotated[Path, typer.Argument(help="An archive directory.")],
+    public_key: PublicKeyFile = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Check an archive offline: signature, files, counts, every event's hash, the root."""
+    from kaipiao.services import archive as service
+
+    settings = settings_from(data_dir=data_dir)
+    problems = service.verify_archive(directory, _public_key(settings, public_key))
+    if problems:
+        for problem in problems:
+            typer.echo(f"FAILED: {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"archive OK: {directory}")
 
 
 @app.command()

@@ -1,0 +1,189 @@
+"""Archives for long-term retention: finished invoices and their ledger events, signed.
+
+`write_archive` copies every finished invoice (issued, rejected, cancelled, reversed) accepted
+before a date, and all of their ledger events, into `invoices.jsonl.gz` and `events.jsonl.gz`
+with a `manifest.json`: counts, each file's SHA-256, the Merkle root over the archived events'
+hashes (RFC 9162, as the ledger's checkpoints), signed with the ledger's Ed25519 key.
+`verify_archive` checks all of it offline with the public key: signature, files, counts, every
+event's hash from its fields, the root. Nothing is deleted from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from kaipiao.domain.lifecycle import TERMINAL
+from kaipiao.ledger import merkle
+from kaipiao.ledger.chain import event_hash, time_text
+from kaipiao.ledger.signing import Signer, key_id, verify_bytes
+from kaipiao.services.errors import ServiceError
+from kaipiao.store.database import Database
+from kaipiao.store.tables import invoices, ledger_events
+
+FORMAT = "kaipiao-archive-v1"
+PAGE = 1000
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return time_text(value)
+    if hasattr(value, "is_finite"):  # Decimal
+        return str(value)
+    return value
+
+
+def _invoice_page(conn: Connection, before: datetime, after_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(invoices)
+        .where(
+            invoices.c.created_at < before,
+            invoices.c.status.in_([s.value for s in TERMINAL]),
+            invoices.c.id > after_id,
+        )
+        .order_by(invoices.c.id)
+        .limit(PAGE)
+    )
+    return [{k: _json_value(v) for k, v in row._mapping.items()} for row in rows]
+
+
+def _events_of(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(ledger_events)
+        .where(ledger_events.c.invoice_id.in_(ids))
+        .order_by(ledger_events.c.seq)
+    )
+    return [
+        {
+            "seq": r.seq,
+            "invoice_id": r.invoice_id,
+            "seller_id": r.seller_id,
+            "type": r.type,
+            "time": time_text(r.created_at),
+            "payload": r.payload,
+            "prev_hash": r.prev_hash,
+            "hash": r.hash,
+        }
+        for r in rows
+    ]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _canonical(manifest: dict[str, Any]) -> bytes:
+    unsigned = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass
+class Written:
+    out: Path
+    invoices: int
+    events: int
+    root: str
+
+
+def _prepare(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "manifest.json").exists():
+        raise ServiceError(f"{out} already holds an archive", "archive_exists")
+
+
+def _append(path: Path, records: list[dict[str, Any]]) -> None:
+    with gzip.open(path, "at", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def _finish(out: Path, manifest: dict[str, Any], signer: Signer) -> None:
+    names = ("invoices.jsonl.gz", "events.jsonl.gz")
+    for name in names:
+        (out / name).touch()
+    manifest["files"] = {name: _sha256(out / name) for name in names}
+    manifest["signature"] = signer.sign_bytes(_canonical(manifest))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+async def write_archive(
+    db: Database, signer: Signer, *, before: datetime, out: Path, now: datetime
+) -> Written:
+    await asyncio.to_thread(_prepare, out)
+    leaves: list[tuple[int, bytes]] = []
+    count, after = 0, ""
+    while True:
+        page = await db.read(partial(_invoice_page, before=before, after_id=after))
+        if not page:
+            break
+        ids = [row["id"] for row in page]
+        events = await db.read(partial(_events_of, ids=ids))
+        await asyncio.to_thread(_append, out / "events.jsonl.gz", events)
+        await asyncio.to_thread(_append, out / "invoices.jsonl.gz", page)
+        leaves += [(event["seq"], bytes.fromhex(event["hash"])) for event in events]
+        count += len(page)
+        after = ids[-1]
+    leaves.sort()
+    root = merkle.root([leaf for _, leaf in leaves]).hex()
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "before": time_text(before), "created_at": time_text(now),
+        "invoices": count, "events": len(leaves), "merkle_root": root, "key_id": signer.key_id,
+    }  # fmt: skip
+    await asyncio.to_thread(_finish, out, manifest, signer)
+    return Written(out, count, len(leaves), root)
+
+
+def verify_archive(directory: Path, public: Ed25519PublicKey) -> list[str]:
+    """Problems found in an archive (empty: it verifies)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        return [f"manifest: {exc}"]
+    if manifest.get("format") != FORMAT:
+        return [f"manifest: unknown format {manifest.get('format')!r}"]
+    if manifest.get("key_id") != key_id(public) or not verify_bytes(
+        _canonical(manifest), str(manifest.get("signature", "")), public
+    ):
+        return ["manifest: the signature does not verify with this key"]
+    problems = []
+    for name, digest in manifest["files"].items():
+        path = directory / name
+        if not path.exists() or _sha256(path) != digest:
+            problems.append(f"{name}: missing or changed since the archive was signed")
+    if problems:
+        return problems
+    leaves: list[tuple[int, bytes]] = []
+    with gzip.open(directory / "events.jsonl.gz", "rt", encoding="utf-8") as events:
+        for line in events:
+            e = json.loads(line)
+            digest = event_hash(e["seq"], e["invoice_id"], e["seller_id"], e["type"], e["time"],
+                                e["payload"], e["prev_hash"])  # fmt: skip
+            if digest != e["hash"]:
+                problems.append(f"event {e['seq']}: its fields do not match its hash")
+            leaves.append((e["seq"], bytes.fromhex(e["hash"])))
+    with gzip.open(directory / "invoices.jsonl.gz", "rt", encoding="utf-8") as rows:
+        count = sum(1 for _ in rows)
+    if count != manifest["invoices"] or len(leaves) != manifest["events"]:
+        problems.append(
+            f"counts: {count} invoices and {len(leaves)} events, the manifest says "
+            f"{manifest['invoices']} and {manifest['events']}"
+        )
+    leaves.sort()
+    if merkle.root([leaf for _, leaf in leaves]).hex() != manifest["merkle_root"]:
+        problems.append("the events' Merkle root does not match the manifest")
+    return problems
