@@ -19,6 +19,7 @@ from sqlalchemy import text, update
 from kaipiao.api.schemas import InvoiceCreate, render_invoice
 from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Status
+from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.webhooks import WebhookConfig, WebhookSender
 from kaipiao.engine.worker import Worker, platform_invoice
 from kaipiao.platform.http import HttpPlatform, HttpSettings
@@ -78,7 +79,9 @@ async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
     invoice_id = await _accept_with_callback(database, new.seller, "HOOK-1", receiver.url)
     cancelled = await intake.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
     assert cancelled.status is Status.CANCELLED
-    sender = WebhookSender(database, utcnow, WebhookConfig(base_s=0.05, cap_s=0.1))
+    sender = WebhookSender(
+        database, utcnow, WebhookConfig(backoff=RetryPolicy(base_s=0.05, cap_s=0.1))
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     try:
@@ -111,7 +114,9 @@ async def test_a_delivery_is_given_up_only_after_the_retry_window(
     new = await add_seller(database, name="甲", tax_id=SELLER_TAX_ID, now=utcnow())
     invoice_id = await _accept_with_callback(database, new.seller, "HOOK-2", receiver.url)
     await intake.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
-    sender = WebhookSender(database, utcnow, WebhookConfig(base_s=0.01, cap_s=0.02))
+    sender = WebhookSender(
+        database, utcnow, WebhookConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.02))
+    )
     import aiohttp
 
     async with aiohttp.ClientSession() as session:

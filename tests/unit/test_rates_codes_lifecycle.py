@@ -79,3 +79,14 @@ def test_legal_and_illegal_transitions() -> None:
         with pytest.raises(IllegalTransition) as info:
             ensure_transition(source, target)
         assert info.value.code == "illegal_transition"
+
+
+def test_serial_floor_splits_serials_by_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kaipiao.domain.codes import new_serial_no, serial_floor
+
+    moment = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    floor = serial_floor(moment)
+    assert new_serial_no(moment - timedelta(milliseconds=1)) < floor
+    assert floor <= new_serial_no(moment) < new_serial_no(moment + timedelta(days=400))

@@ -90,6 +90,12 @@ def _base62(number: int, width: int) -> str:
     return "".join(reversed(out))
 
 
+def serial_floor(moment: datetime) -> str:
+    """A string that sorts at or before every serial made from `moment` on and after every one
+    made before it (serials begin with their time), for range scans by time on an id index."""
+    return _base62(int(moment.timestamp() * 1000), 8)
+
+
 def new_serial_no(now: datetime) -> str:
     """A fresh serial: 8 base62 characters of milliseconds, then 12 of randomness (71 bits).
 

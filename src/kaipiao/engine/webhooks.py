@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
+from kaipiao.engine.retry import RetryPolicy
 from kaipiao.store import webhooks as outbox
 from kaipiao.store.database import Database
 
@@ -35,13 +36,16 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return "v1=" + mac.hexdigest()
 
 
+BACKOFF = RetryPolicy(base_s=10.0, cap_s=1800.0)
+"""Full jitter, as for platform calls: 10 s doubling to 30 minutes."""
+
+
 @dataclass
 class WebhookConfig:
     batch: int = 50
     concurrency: int = 20
     timeout_s: float = 10.0
-    base_s: float = 10.0
-    cap_s: float = 1800.0
+    backoff: RetryPolicy = BACKOFF
     give_up_after: timedelta = timedelta(hours=72)
     idle_poll_s: float = 1.0
     lease: timedelta = timedelta(seconds=60)
@@ -110,8 +114,8 @@ class WebhookSender:
         if not delivered:
             error = error or f"HTTP {status}"
             if now - delivery.created_at < self.config.give_up_after:
-                ceiling = min(self.config.cap_s, self.config.base_s * 2**delivery.attempts)
-                next_at = now + timedelta(seconds=self.rng.uniform(0, ceiling))
+                wait = self.config.backoff.backoff_s(delivery.attempts + 1, self.rng)
+                next_at = now + timedelta(seconds=wait)
             else:
                 log.warning("webhook %s given up after %d attempts", delivery.event_id,
                             delivery.attempts + 1)  # fmt: skip

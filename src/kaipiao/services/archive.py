@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from kaipiao.ledger import merkle
 from kaipiao.ledger.chain import event_hash, time_text
 from kaipiao.ledger.signing import Signer, key_id, verify_bytes
 from kaipiao.services.errors import ServiceError
+from kaipiao.services.ledger import event_document
 from kaipiao.store.database import Database
+from kaipiao.store.events import canonical_json
 from kaipiao.store.tables import invoices, ledger_events
 
 FORMAT = "kaipiao-archive-v1"
@@ -39,7 +42,7 @@ PAGE = 1000
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return time_text(value)
-    if hasattr(value, "is_finite"):  # Decimal
+    if isinstance(value, Decimal):
         return str(value)
     return value
 
@@ -59,24 +62,8 @@ def _invoice_page(conn: Connection, before: datetime, after_id: str) -> list[dic
 
 
 def _events_of(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(ledger_events)
-        .where(ledger_events.c.invoice_id.in_(ids))
-        .order_by(ledger_events.c.seq)
-    )
-    return [
-        {
-            "seq": r.seq,
-            "invoice_id": r.invoice_id,
-            "seller_id": r.seller_id,
-            "type": r.type,
-            "time": time_text(r.created_at),
-            "payload": r.payload,
-            "prev_hash": r.prev_hash,
-            "hash": r.hash,
-        }
-        for r in rows
-    ]
+    query = select(ledger_events).where(ledger_events.c.invoice_id.in_(ids))
+    return [event_document(r._mapping) for r in conn.execute(query.order_by(ledger_events.c.seq))]
 
 
 def _sha256(path: Path) -> str:
@@ -88,8 +75,7 @@ def _sha256(path: Path) -> str:
 
 
 def _canonical(manifest: dict[str, Any]) -> bytes:
-    unsigned = {k: v for k, v in manifest.items() if k != "signature"}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json({k: v for k, v in manifest.items() if k != "signature"}).encode()
 
 
 @dataclass

@@ -5,11 +5,16 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from kaipiao.domain.codes import new_serial_no
+from kaipiao.domain.codes import new_serial_no, serial_floor
 
 
 def invoice_id(now: datetime) -> str:
     return "inv_" + new_serial_no(now)
+
+
+def invoice_id_floor(moment: datetime) -> str:
+    """Every invoice id made from `moment` on sorts at or after this, every earlier one before."""
+    return "inv_" + serial_floor(moment)
 
 
 def seller_id() -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from kaipiao.services import ids
 from kaipiao.store import operations, webhooks
 from kaipiao.store.database import Database
 from kaipiao.store.ledger import head
@@ -73,15 +74,20 @@ class Snapshot:
 
 
 async def snapshot(db: Database, now: datetime) -> Snapshot:
+    since_id = ids.invoice_id_floor(now - ACTIVE_WINDOW)
+
     def read(conn: Connection) -> Snapshot:
         oldest = operations.oldest_waiting(conn)
         return Snapshot(
             at=now,
             counts=operations.counts_by_status(conn),
             oldest_waiting_s=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
-            active_sellers=operations.active_sellers(conn, now - ACTIVE_WINDOW),
+            active_sellers=operations.active_sellers(conn, since_id),
             affected_sellers=operations.affected_sellers(
-                conn, late_before=now - SLO, rejected_since=now - REJECTED_WINDOW
+                conn,
+                late_before=now - SLO,
+                rejected_since=now - REJECTED_WINDOW,
+                since_id=since_id,
             ),
             quota_per_s=operations.quota_total(conn),
             ledger_events=head(conn)[0],

@@ -14,6 +14,7 @@ same whoever writes or reads it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -95,10 +96,25 @@ def mark(conn: Connection) -> int:
     return len(_pending(conn))
 
 
-def forget(conn: Connection, mark: int | None = None) -> None:
-    """Drop the events appended since `mark` (all of them without one): their changes were
+def forget(conn: Connection, mark: int = 0) -> None:
+    """Drop the events appended since `mark` (all of them by default): their changes were
     rolled back."""
-    del _pending(conn)[mark or 0 :]
+    del _pending(conn)[mark:]
+
+
+def _chain(
+    pending: list[dict[str, Any]], seq: int, prev: str
+) -> Iterator[tuple[dict[str, Any], int, str, str]]:
+    """Each pending event with its sequence number, previous hash and hash, from the head
+    (`seq`, `prev`) on."""
+    for event in pending:
+        seq += 1
+        digest = event_hash(
+            seq, event["invoice_id"], event["seller_id"], event["type"],
+            time_text(event["created_at"]), event["payload"], prev,
+        )  # fmt: skip
+        yield event, seq, prev, digest
+        prev = digest
 
 
 def seal(conn: Connection) -> int:
@@ -110,18 +126,14 @@ def seal(conn: Connection) -> int:
     if conn.dialect.name == "sqlite":
         seq = _seal_sqlite(conn, pending)
     else:
-        seq, prev = conn.execute(_LOCKED_HEAD).one()
-        rows = []
-        for event in pending:
-            seq += 1
-            digest = event_hash(
-                seq, event["invoice_id"], event["seller_id"], event["type"],
-                time_text(event["created_at"]), event["payload"], prev,
-            )  # fmt: skip
-            rows.append({**event, "seq": seq, "prev_hash": prev, "hash": digest})
-            prev = digest
+        head_seq, head_hash = conn.execute(_LOCKED_HEAD).one()
+        rows = [
+            {**event, "seq": seq, "prev_hash": prev, "hash": digest}
+            for event, seq, prev, digest in _chain(pending, head_seq, head_hash)
+        ]
         conn.execute(_INSERT, rows)
-        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+        conn.execute(_MOVE_HEAD, {"seq": rows[-1]["seq"], "hash": rows[-1]["hash"]})
+        seq = rows[-1]["seq"]
     pending.clear()
     return int(seq)
 
@@ -132,26 +144,27 @@ _SQLITE_INSERT = (
 )
 
 
+def _sqlite_time(value: datetime) -> str:
+    """A time as SQLAlchemy stores it on SQLite: naive UTC with microseconds."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
 def _seal_sqlite(conn: Connection, pending: list[dict[str, Any]]) -> int:
     """The same seal through the driver's cursor: SQLite's single writer holds the lock already,
     and SQLAlchemy's per-statement work was most of a worker's commit cost (measured: 0.7 ms a
-    seal). Times are stored as SQLAlchemy stores them on SQLite (naive UTC, microseconds)."""
+    seal)."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    seq, prev = cursor.execute("SELECT seq, hash FROM ledger_head WHERE id = 1").fetchone()
-    rows = []
-    for event in pending:
-        seq += 1
-        created = event["created_at"].astimezone(UTC)
-        digest = event_hash(
-            seq, event["invoice_id"], event["seller_id"], event["type"], time_text(created),
-            event["payload"], prev,
-        )  # fmt: skip
-        stored = created.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        rows.append((event["invoice_id"], event["seller_id"], event["type"], event["payload"],
-                     stored, seq, prev, digest))  # fmt: skip
-        prev = digest
+    head_seq, head_hash = cursor.execute(
+        "SELECT seq, hash FROM ledger_head WHERE id = 1"
+    ).fetchone()
+    rows = [
+        (event["invoice_id"], event["seller_id"], event["type"], event["payload"],
+         _sqlite_time(event["created_at"]), seq, prev, digest)
+        for event, seq, prev, digest in _chain(pending, head_seq, head_hash)
+    ]  # fmt: skip
     cursor.executemany(_SQLITE_INSERT, rows)
-    cursor.execute("UPDATE ledger_head SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+    seq, digest = rows[-1][5], rows[-1][7]
+    cursor.execute("UPDATE ledger_head SET seq = ?, hash = ? WHERE id = 1", (seq, digest))
     cursor.close()
     return int(seq)
 

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Kind, Status, ensure_transition
+from kaipiao.store import webhooks
 from kaipiao.store.events import append_event
 from kaipiao.store.tables import invoices
 
@@ -195,8 +196,6 @@ def transition(
         payload={"from": invoice.status.value, "to": target.value, **(payload or {})},
         now=now,
     )
-    from kaipiao.store import webhooks  # the outbox builds on this module
-
     webhooks.enqueue(conn, replace(invoice, status=target, updated_at=now, **(fields or {})), now)
     return True
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status
@@ -28,35 +28,36 @@ def oldest_waiting(conn: Connection) -> datetime | None:
     return value
 
 
-def active_sellers(conn: Connection, since: datetime) -> int:
-    """Sellers that sent an invoice since `since` or still have one waiting or in attention."""
+def active_sellers(conn: Connection, since_id: str) -> int:
+    """Sellers with an invoice whose id is at least `since_id` (ids begin with their time, so
+    this is a range of the primary key, not a scan of every invoice ever), or one still waiting
+    or in attention (the status index)."""
+    recent = select(invoices.c.seller_id).where(invoices.c.id >= since_id)
+    open_ = select(invoices.c.seller_id).where(
+        invoices.c.status.in_([*WAITING, Status.ATTENTION.value])
+    )
     return int(
-        conn.execute(
-            select(func.count(func.distinct(invoices.c.seller_id))).where(
-                or_(
-                    invoices.c.created_at >= since,
-                    invoices.c.status.in_([*WAITING, Status.ATTENTION.value]),
-                )
-            )
-        ).scalar_one()
+        conn.execute(select(func.count()).select_from(recent.union(open_).subquery())).scalar_one()
     )
 
 
-def affected_sellers(conn: Connection, *, late_before: datetime, rejected_since: datetime) -> int:
+def affected_sellers(
+    conn: Connection, *, late_before: datetime, rejected_since: datetime, since_id: str
+) -> int:
     """Sellers with an invoice in attention, one waiting since before `late_before` (beyond the
-    SLO), or one refused by the platform since `rejected_since`."""
-    return int(
-        conn.execute(
-            select(func.count(func.distinct(invoices.c.seller_id))).where(
-                or_(
-                    invoices.c.status == Status.ATTENTION.value,
-                    (invoices.c.status.in_(WAITING)) & (invoices.c.created_at < late_before),
-                    (invoices.c.status == Status.REJECTED.value)
-                    & (invoices.c.updated_at >= rejected_since),
-                )
-            )
-        ).scalar_one()
+    SLO), or one accepted since `since_id` and refused by the platform since `rejected_since`.
+    Each part reads the status index, bounded by what is open or recent."""
+    attention = select(invoices.c.seller_id).where(invoices.c.status == Status.ATTENTION.value)
+    late = select(invoices.c.seller_id).where(
+        invoices.c.status.in_(WAITING), invoices.c.created_at < late_before
     )
+    refused = select(invoices.c.seller_id).where(
+        invoices.c.status == Status.REJECTED.value,
+        invoices.c.id >= since_id,
+        invoices.c.updated_at >= rejected_since,
+    )
+    union = attention.union(late, refused).subquery()
+    return int(conn.execute(select(func.count()).select_from(union)).scalar_one())
 
 
 def quota_total(conn: Connection) -> float:

@@ -6,14 +6,16 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import TERMINAL
-from kaipiao.store.invoices import StoredInvoice
 from kaipiao.store.tables import sellers, webhook_deliveries
+
+if TYPE_CHECKING:  # invoices.py calls enqueue on every status change
+    from kaipiao.store.invoices import StoredInvoice
 
 
 def enqueue(conn: Connection, invoice: StoredInvoice, now: datetime) -> None:
