@@ -2,76 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-KAIPIAO = [sys.executable, "-m", "kaipiao"]
+from kaipiao.ops.processes import KAIPIAO, Running, clean_env, start_process
 
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any KAIPIAO_ variable of the caller's, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAIPIAO_")}
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """kill -9, as a crash."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def start_process(
-    command: Sequence[str],
-    log: Path,
-    ready: str,
-    env: dict[str, str] | None = None,
-    timeout_s: float = 20.0,
-) -> Running:
-    """Start `command` with its output in `log`; wait for a line matching `ready` (one group: URL)."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            list(command), stdout=out, stderr=subprocess.STDOUT, env=env or clean_env()
-        )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        match = re.search(ready, log.read_text(errors="replace"))
-        if match:
-            return Running(process, match.group(1), log)
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"{command} did not start:\n{log.read_text(errors='replace')}")
+__all__ = [
+    "KAIPIAO",
+    "Running",
+    "clean_env",
+    "kaipiao",
+    "start_process",
+    "start_sandbox",
+    "start_serve",
+    "wait_http",
+]
 
 
 def start_sandbox(

@@ -683,6 +683,114 @@ def sandbox(
     asyncio.run(serve_sandbox(host, port, profile, seed, state))
 
 
+@app.command()
+def plan(
+    invoices_per_day: Annotated[int, typer.Option(help="Invoices a day on average.")],
+    peak_factor: Annotated[float, typer.Option(help="Peak rate ÷ average rate.")] = 10.0,
+    latency_mean: Annotated[float, typer.Option(help="Platform latency, mean, seconds.")] = 0.8,
+    latency_p99: Annotated[float, typer.Option(help="Platform latency, p99, seconds.")] = 5.0,
+    quota: Annotated[float, typer.Option(help="Platform calls/s allowed, all sellers.")] = 300.0,
+    payload_bytes: Annotated[int, typer.Option(help="Size of one invoice request.")] = 2048,
+    retention_years: Annotated[int, typer.Option(help="Years invoices are kept.")] = 10,
+    replicas: Annotated[int, typer.Option(help="Processes of each kind, at least.")] = 2,
+    failure_rate: Annotated[float, typer.Option(help="Share of platform calls failing.")] = 0.005,
+    disk_iops: Annotated[int, typer.Option(help="Write IOPS the database disk sustains.")] = 3000,
+    concurrent_users: Annotated[
+        int | None, typer.Option(help="Callers at once, for the field's pool rule.")
+    ] = None,
+) -> None:
+    """Capacity planner: what a deployment needs at its peak, with the reasoning shown."""
+    from kaipiao.ops.plan import PlanInput, render
+    from kaipiao.ops.plan import plan as work_out
+
+    try:
+        forecast = PlanInput(
+            invoices_per_day=invoices_per_day, peak_factor=peak_factor,
+            latency_mean_s=latency_mean, latency_p99_s=latency_p99, quota_per_s=quota,
+            payload_bytes=payload_bytes, retention_years=retention_years, replicas=replicas,
+            failure_rate=failure_rate, disk_iops=disk_iops, concurrent_users=concurrent_users,
+        )  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc), 2)
+        return
+    typer.echo(render(forecast, work_out(forecast)))
+
+
+@app.command()
+def bench(
+    url: Annotated[str, typer.Argument(help="A kaipiao base URL, e.g. http://127.0.0.1:8000.")],
+    api_key: Annotated[
+        list[str], typer.Option(help="Seller API key (repeatable: requests alternate).")
+    ],
+    rate: Annotated[
+        float | None, typer.Option(help="Open loop: requests/s, answered or not.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Closed loop: requests kept outstanding.")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds of load.")] = 30.0,
+    timeout: Annotated[float, typer.Option(help="A caller's timeout, seconds.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Load a kaipiao URL with invoice requests; print throughput and latency percentiles."""
+    from kaipiao.ops.bench import run_bench
+
+    if (rate is None) == (concurrency is None):
+        fail("give exactly one of --rate (open loop) or --concurrency (closed loop)", 2)
+    if duration <= 0 or (rate is not None and rate <= 0) or (concurrency or 1) < 1:
+        fail("--duration and --rate must be positive, --concurrency at least 1", 2)
+    code = run_bench(url.rstrip("/"), api_key, rate, concurrency, duration, timeout, as_json)
+    raise typer.Exit(code)
+
+
+@app.command()
+def drill(
+    scenario: Annotated[str, typer.Argument(help="Scenario name; see `kaipiao drill --help`.")],
+    duration: Annotated[float, typer.Option(help="Seconds of load (the fault is 30–60%).")] = 60,
+    rate: Annotated[float, typer.Option(help="Base arrivals, invoices/s.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Seed of the platform's random draws.")] = 1,
+    database_url: Annotated[
+        str | None, typer.Option(help="postgresql://… to drill on PostgreSQL (default SQLite).")
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option(help="Run the naive synchronous gateway too, side by side.")
+    ] = False,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the measured figures as JSON here.")
+    ] = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Keep logs and the SQLite store here (default: temp).")
+    ] = None,
+    drain_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the backlog after the load.")
+    ] = 120.0,
+    restart_command: Annotated[
+        str | None, typer.Option(help="db-restart on PostgreSQL: the command that restarts it.")
+    ] = None,
+) -> None:
+    """Replay a field incident with real processes and check the invariants.
+
+    Scenarios: surge, slow-platform, failure-spike, outage, ambiguous, worker-crash, db-restart,
+    region-outage. Exit status 1 if any invariant breaks."""
+    from kaipiao.ops.drill_cli import run_drill_command
+    from kaipiao.ops.scenarios import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}", 2)
+    if duration < 10 or rate <= 0 or drain_timeout < 0:
+        fail("--duration must be at least 10 s, --rate positive, --drain-timeout ≥ 0", 2)
+    url = None
+    if database_url is not None:
+        url = settings_from(database_url=database_url).database_url
+    ok = run_drill_command(
+        SCENARIOS[scenario], duration=duration, rate=rate, seed=seed, database_url=url,
+        compare=compare, html=html, json_out=json_out, work_dir=work_dir,
+        drain_timeout=drain_timeout, restart_command=restart_command,
+    )  # fmt: skip
+    raise typer.Exit(0 if ok else 1)
+
+
 def _install_loop() -> None:
     from kaipiao.sandbox.run import install_event_loop
 

@@ -96,3 +96,22 @@ def last_deviation(conn: Connection) -> float | None:
     if row is None:
         return None
     return row.contradictions / row.checked if row.checked else 0.0
+
+
+def counts_for_sellers(conn: Connection, seller_ids: list[str]) -> dict[str, int]:
+    """Invoices by status for these sellers only (a drill's, in a store that may hold others)."""
+    rows = conn.execute(
+        select(invoices.c.status, func.count())
+        .where(invoices.c.seller_id.in_(seller_ids))
+        .group_by(invoices.c.status)
+    )
+    return {status: int(count) for status, count in rows}
+
+
+def outcomes_for_sellers(conn: Connection, seller_ids: list[str]) -> list[dict[str, Any]]:
+    """Every invoice of these sellers with what a drill checks: order, status, times, number."""
+    columns = (invoices.c.seller_id, invoices.c.order_id, invoices.c.kind, invoices.c.status,
+               invoices.c.serial_no, invoices.c.invoice_number, invoices.c.created_at,
+               invoices.c.issued_at)  # fmt: skip
+    rows = conn.execute(select(*columns).where(invoices.c.seller_id.in_(seller_ids)))
+    return [dict(row._mapping) for row in rows]
