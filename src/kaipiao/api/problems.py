@@ -13,12 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kaipiao.domain.errors import DomainError, InvalidInvoice
 from kaipiao.services.errors import ServiceError
+from kaipiao.store.database import is_store_down
 
 log = logging.getLogger("kaipiao.api")
 MEDIA_TYPE = "application/problem+json"
@@ -124,7 +125,9 @@ def from_validation(items: Sequence[Any]) -> Problem:
     return Problem(code, detail or "invalid request", status=422, errors=errors)
 
 
-STORE_DOWN = (OperationalError, InterfaceError, PoolTimeout, OSError)
+# Exception classes that may mean the store is down; `is_store_down` decides for each instance.
+STORE_DOWN = (OperationalError, InterfaceError, PoolTimeout, PendingRollbackError, DBAPIError,
+              OSError)  # fmt: skip
 
 
 def to_problem(exc: BaseException) -> Problem | None:
@@ -142,7 +145,7 @@ def to_problem(exc: BaseException) -> Problem | None:
     if isinstance(exc, StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return Problem(code, str(exc.detail), status=exc.status_code)
-    if isinstance(exc, STORE_DOWN):
+    if is_store_down(exc):
         # The database (or the network to it) is down or restarting: a retryable 503.
         log.warning("store unavailable: %s", exc)
         return Problem(

@@ -79,6 +79,20 @@ class DrillConfig:
         d = self.duration_s
         return Window(d * FAULT_START, d * FAULT_END, d)
 
+    @property
+    def quota_per_seller(self) -> float | None:
+        x = self.scenario.quota_x
+        return None if x is None else self.rate * x / len(REGIONS)
+
+    def base_knobs(self) -> dict[str, Any]:
+        """The sandbox's calm: the scenario's base, its dedup, and the quota if it has one."""
+        s = self.scenario
+        knobs: dict[str, Any] = {**s.base, "profile": "ideal", "dedup": s.dedup}
+        quota = self.quota_per_seller
+        if quota is not None:
+            knobs |= {"quota_per_s": quota, "quota_burst": max(5, int(quota))}
+        return knobs
+
     def rate_at(self, t: float) -> float:
         w = self.window
         inside = w.fault_start <= t < w.fault_end
@@ -171,9 +185,11 @@ class KaipiaoDeployment:
         rng = random.Random(f"{self.config.seed}-{time.time_ns()}")
         for region in REGIONS:
             tax_id = seller_tax_id(rng, region)
+            quota = self.config.quota_per_seller
             added = json.loads(run_kaipiao(
                 "seller", "add", "--name", f"drill {region}", "--tax-id", tax_id, "--region",
-                region, "--json", *self.store, env=self.env,
+                region, "--json", *(["--quota", f"{quota:g}"] if quota else []), *self.store,
+                env=self.env,
             ))  # fmt: skip
             self.keys.append(added["api_key"])
             self.seller_ids.append(added["seller_id"])
@@ -328,7 +344,7 @@ async def _timeline(
             await until(min(w.fault_end, w.fault_start + n * CRASH_EVERY_S))
     await until(w.fault_end)
     if knobs and not s.self_ending:
-        await sandbox.put_faults(http, {**s.base, "profile": "ideal", "dedup": s.dedup})
+        await sandbox.put_faults(http, config.base_knobs())
 
 
 async def _drive(
@@ -392,7 +408,7 @@ async def _run_kaipiao(config: DrillConfig, progress: Progress | None) -> tuple[
     deployment = KaipiaoDeployment(config, sandbox.url)
     try:
         async with aiohttp.ClientSession() as http:
-            await sandbox.put_faults(http, {**s.base, "profile": "ideal", "dedup": s.dedup})
+            await sandbox.put_faults(http, config.base_knobs())
         since = datetime.now(UTC) - timedelta(minutes=5)
         await asyncio.to_thread(deployment.start)
         crash = {"worker": deployment.crash_worker,
@@ -425,7 +441,7 @@ async def _run_naive(config: DrillConfig, progress: Progress | None) -> Result:
     naive = NaiveDeployment(config, sandbox.url, keys, tax_ids)
     try:
         async with aiohttp.ClientSession() as http:
-            await sandbox.put_faults(http, {**s.base, "profile": "ideal", "dedup": s.dedup})
+            await sandbox.put_faults(http, config.base_knobs())
         since = datetime.now(UTC) - timedelta(minutes=5)
         await asyncio.to_thread(naive.start)
         # The naive gateway has no store and no workers: a crash of either is a crash of it.

@@ -39,6 +39,9 @@ class Scenario:
     base: dict[str, Any] = field(default_factory=lambda: dict(CALM))
     fault: dict[str, Any] | None = None
     rate_factor: float = 1.0  # arrivals during the fault window, × the base rate
+    # The platform's quota for all sellers together, × the base rate (None: unlimited): the
+    # sandbox answers 429 past it, and kaipiao's sellers are registered with their share.
+    quota_x: float | None = None
     crash: Crash = "none"
     workers: int = 1
     dedup: bool = True  # False: the platform does not deduplicate serials; a resend is a duplicate
@@ -56,8 +59,8 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("surge", "10× the base rate for the fault window (year-end peak)",
-                 rate_factor=10.0),
+        Scenario("surge", "10× the base rate for the fault window, platform quota 5× (year end)",
+                 rate_factor=10.0, quota_x=5.0),
         Scenario("slow-platform", "latency 800 ms → heavy tail, 20% of calls over 5 s",
                  base=dict(SLOW_BASE), fault=HEAVY_TAIL, longest_call_s=20.0),
         Scenario("failure-spike", "platform failures 0.5% → 8.7% (5xx, resets)",

@@ -34,6 +34,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    PendingRollbackError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -270,7 +277,10 @@ class _PgBatcher:
                 outcomes.extend(_run_batch(conn, run, savepoint))
             events.seal(conn)
         except BaseException:
-            events.forget(conn)
+            # A connection lost mid-batch refuses even `conn.info` until rolled back: the
+            # original error is the one to report, not that refusal.
+            with contextlib.suppress(Exception):
+                events.forget(conn)
             raise
         return outcomes
 
@@ -457,3 +467,27 @@ class Database:
             self._opened = []
         assert self._sync is not None
         self._sync.dispose()
+
+
+# Errors of asyncpg (by class name, seen as the cause of SQLAlchemy's wrappers) that mean the
+# server went away or is restarting, not that the statement was wrong.
+_CONNECTION_LOST = frozenset({
+    "CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError",
+    "InternalClientError", "InterfaceError", "PostgresConnectionError", "TooManyConnectionsError",
+})  # fmt: skip
+_DOWN = (OperationalError, InterfaceError, PoolTimeout, PendingRollbackError, OSError)
+
+
+def is_store_down(exc: BaseException) -> bool:
+    """True when `exc` says the database is unreachable or restarting (retry later), False
+    for anything else (a bug or a refused statement)."""
+    if isinstance(exc, _DOWN):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ in _CONNECTION_LOST:
+            return True
+        seen = seen.__cause__
+    return False
