@@ -28,12 +28,18 @@ from kaipiao.ledger.signing import Signer
 from kaipiao.ops import logs
 from kaipiao.ops.metrics import Metrics
 from kaipiao.platform.http import HttpPlatform, HttpSettings
+from kaipiao.platform.nuonuo import NuonuoConfig, NuonuoPlatform
+from kaipiao.platform.nuonuo.codes import CodeTable, Methods
+from kaipiao.platform.protocol import TaxPlatform
+from kaipiao.platform.router import PlatformRouter, UnresolvedAccount
 from kaipiao.sandbox.faults import PROFILES
 from kaipiao.sandbox.server import SandboxServer
 from kaipiao.sandbox.state import SandboxState
-from kaipiao.services import sellers, status
+from kaipiao.services import providers, sellers, status
 from kaipiao.services.ledger import CheckpointJob
 from kaipiao.services.reconcile import ReconcileJob
+from kaipiao.services.secrets import SecretBox, SecretError
+from kaipiao.store import sellers as seller_store
 from kaipiao.store.database import Database
 from kaipiao.store.migrate import upgrade
 
@@ -112,14 +118,45 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
-def platform_for(settings: Settings, url: str) -> HttpPlatform:
-    return HttpPlatform(
-        url,
-        HttpSettings(
-            read_timeout_s=settings.platform_timeout_s,
-            max_connections=max(10, settings.max_in_flight),
-        ),
+def _codes(text: str) -> frozenset[str]:
+    return frozenset(code.strip() for code in text.split(",") if code.strip())
+
+
+def nuonuo_config(settings: Settings) -> NuonuoConfig:
+    return NuonuoConfig(
+        url=settings.nuonuo_url,
+        methods=Methods(issue=settings.nuonuo_issue_method),
+        codes=CodeTable(duplicate=_codes(settings.nuonuo_duplicate_codes),
+                        auth=_codes(settings.nuonuo_auth_codes)),
+        callback_url=settings.nuonuo_callback_url,
+    )  # fmt: skip
+
+
+def platform_for(settings: Settings, url: str, db: Database) -> PlatformRouter:
+    """The engine's platform: the sandbox protocol at `url` by default, and each seller's own
+    provider account (Nuonuo) where it has one."""
+    http = HttpSettings(
+        read_timeout_s=settings.platform_timeout_s,
+        max_connections=max(10, settings.max_in_flight),
     )
+    box: SecretBox | None = None
+
+    async def resolve(tax_id: str) -> TaxPlatform | None:
+        nonlocal box
+        found = await db.read(lambda conn: seller_store.platform_of(conn, tax_id))
+        if found is None:
+            return None
+        name, stored = found
+        if name != "nuonuo":
+            raise UnresolvedAccount(f"seller {tax_id}: unknown platform {name!r}")
+        try:
+            box = box or SecretBox.load_or_create(settings.secrets_key_path())
+            account = providers.nuonuo_account(stored, box, os.environ)
+        except (SecretError, OSError, ValueError) as exc:
+            raise UnresolvedAccount(f"seller {tax_id}: {exc}") from None
+        return NuonuoPlatform(account, nuonuo_config(settings), http)
+
+    return PlatformRouter(HttpPlatform(url, http), resolve)
 
 
 async def run_worker(settings: Settings) -> None:
@@ -128,7 +165,7 @@ async def run_worker(settings: Settings) -> None:
         raise SystemExit("kaipiao worker needs --platform-url (or KAIPIAO_PLATFORM_URL)")
     db = database_for(settings, linger_s=WORKER_LINGER_S)
     await upgrade(db)
-    platform = platform_for(settings, settings.platform_url)
+    platform = platform_for(settings, settings.platform_url, db)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -213,7 +250,7 @@ async def serve(settings: Settings) -> None:
             )
     stop = asyncio.Event()
     worker_task: asyncio.Task[None] | None = None
-    platform = platform_for(settings, platform_url)
+    platform = platform_for(settings, platform_url, db)
     if settings.workers:
         worker = Worker(db, platform, worker_config(settings), observer=app.state.metrics)
         worker_task = asyncio.create_task(worker.run(stop))

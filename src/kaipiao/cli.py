@@ -182,15 +182,36 @@ def seller_add(
     allow_network: Annotated[
         list[str] | None, typer.Option(help="CIDR allowed to call with this key (repeatable).")
     ] = None,
+    platform: Annotated[
+        str, typer.Option(help="default (the deployment's platform) or nuonuo (its own account).")
+    ] = "default",
+    app_key: Annotated[str | None, typer.Option(help="Nuonuo app key.")] = None,
+    app_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Nuonuo app secret: env:NAME to read it from the environment, "
+            "else stored encrypted."
+        ),
+    ] = None,
+    access_token: Annotated[
+        str | None, typer.Option(help="Nuonuo access token: env:NAME, else stored encrypted.")
+    ] = None,
+    nuonuo_tax_num: Annotated[
+        str | None, typer.Option(help="Nuonuo userTax (default: the seller's tax id).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Register a seller and print its API key (shown once; only a hash is stored)."""
+    """Register a seller and print its API key (shown once; only a hash is stored).
+
+    With --platform nuonuo the seller issues through its own Nuonuo account; its app secret and
+    token are stored encrypted with the deployment's secrets key, or as env:NAME references."""
     from kaipiao.bootstrap import database_for
     from kaipiao.clock import utcnow
-    from kaipiao.services import sellers
+    from kaipiao.services import providers, sellers
     from kaipiao.services.errors import ServiceError
+    from kaipiao.services.secrets import SecretBox
     from kaipiao.store.migrate import upgrade
 
     limit: Decimal | None = None
@@ -200,6 +221,23 @@ def seller_add(
         except InvalidOperation:
             fail(f"--invoice-limit {invoice_limit!r} is not a decimal amount", 2)
     settings = settings_from(data_dir=data_dir, database_url=database_url)
+    account: tuple[str, dict[str, str]] | None = None
+    if platform not in providers.PLATFORMS:
+        fail(f"--platform must be one of {', '.join(providers.PLATFORMS)}", 2)
+    if platform == "nuonuo":
+        if not (app_key and app_secret and access_token):
+            fail("--platform nuonuo needs --app-key, --app-secret and --access-token", 2)
+            return
+        box = SecretBox.load_or_create(settings.secrets_key_path())
+        credentials = providers.NuonuoCredentials(app_key, app_secret, access_token,
+                                                  nuonuo_tax_num)  # fmt: skip
+        try:
+            account = ("nuonuo", providers.nuonuo_settings(credentials, tax_id, box))
+        except ServiceError as exc:
+            fail(f"{exc.message} ({exc.code})", 2)
+    elif app_key or app_secret or access_token or nuonuo_tax_num:
+        fail("--app-key, --app-secret, --access-token and --nuonuo-tax-num need --platform nuonuo",
+             2)  # fmt: skip
 
     async def run() -> sellers.NewSeller:
         db = database_for(settings)
@@ -208,7 +246,7 @@ def seller_add(
             return await sellers.add_seller(
                 db, name=name, tax_id=tax_id, now=utcnow(), region=region, quota_per_s=quota,
                 invoice_limit=limit, tax_id_check=tax_id_check,
-                allowed_networks=tuple(allow_network or ()),
+                allowed_networks=tuple(allow_network or ()), platform=account,
             )  # fmt: skip
         finally:
             await db.dispose()
@@ -237,18 +275,18 @@ def seller_list(
 
     settings = settings_from(data_dir=data_dir, database_url=database_url)
 
-    async def run() -> list[Any]:
+    async def run() -> tuple[list[Any], dict[str, str]]:
         db = database_for(settings)
         try:
-            return await sellers.list_sellers(db)
+            return await sellers.list_sellers(db), await sellers.platforms(db)
         finally:
             await db.dispose()
 
-    rows = asyncio.run(run())
+    rows, platforms = asyncio.run(run())
     if as_json:
         typer.echo(json.dumps([
             {"seller_id": s.id, "name": s.name, "tax_id": s.tax_id, "region": s.region,
-             "quota_per_s": s.quota_per_s,
+             "quota_per_s": s.quota_per_s, "platform": platforms.get(s.id, "default"),
              "invoice_limit": str(s.invoice_limit) if s.invoice_limit is not None else None}
             for s in rows
         ], ensure_ascii=False))  # fmt: skip
@@ -257,8 +295,9 @@ def seller_list(
         typer.echo("no sellers; add one with `kaipiao seller add`")
     for s in rows:
         limit = s.invoice_limit if s.invoice_limit is not None else "-"
+        where = platforms.get(s.id, "default")
         typer.echo(f"{s.id}  {s.tax_id}  region {s.region}  quota {s.quota_per_s or '-'}/s  "
-                   f"limit {limit}  {s.name}")  # fmt: skip
+                   f"limit {limit}  platform {where}  {s.name}")  # fmt: skip
 
 
 def _invoice_line(i: Any) -> str:
@@ -597,7 +636,7 @@ def reconcile(
     url = settings.platform_url
 
     async def run(db: Any) -> Any:
-        platform = platform_for(settings, url)
+        platform = platform_for(settings, url, db)
         try:
             return await service.reconcile(db, platform, since=start, clock=utcnow)
         finally:
@@ -671,16 +710,28 @@ def sandbox(
     state: Annotated[
         Path | None, typer.Option(help="Keep what was issued in this file across restarts.")
     ] = None,
+    nuonuo_app: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY:SECRET of an app the Nuonuo front accepts (repeatable)."),
+    ] = None,
 ) -> None:
-    """Run the sandbox tax platform (a real HTTP server with fault profiles)."""
+    """Run the sandbox tax platform (a real HTTP server with fault profiles).
+
+    Speaks kaipiao's sandbox protocol under /v1 and Nuonuo's open API at /open/v1/services."""
     if profile not in PROFILES:
         raise typer.BadParameter(
             f"unknown profile; known: {', '.join(PROFILES)}", param_hint="--profile"
         )
+    apps: dict[str, str] = {}
+    for item in nuonuo_app or []:
+        key, sep, secret = item.partition(":")
+        if not sep or not key or not secret:
+            raise typer.BadParameter("give KEY:SECRET", param_hint="--nuonuo-app")
+        apps[key] = secret
     from kaipiao.sandbox.run import serve_sandbox
 
     _install_loop()
-    asyncio.run(serve_sandbox(host, port, profile, seed, state))
+    asyncio.run(serve_sandbox(host, port, profile, seed, state, apps))
 
 
 @app.command()

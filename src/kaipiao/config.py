@@ -1,7 +1,9 @@
 """kaipiao's settings: one validated object, read at the edge (the CLI) and passed down.
 
 Every field can be set by a CLI flag or by the environment variable `KAIPIAO_<FIELD>`
-(e.g. `KAIPIAO_DATABASE_URL`). Nothing else in the package reads the environment.
+(e.g. `KAIPIAO_DATABASE_URL`). Nothing else in the package reads the environment, except that
+`bootstrap` hands the process environment to the provider accounts whose secrets are stored as
+`env:NAME` references.
 """
 
 from __future__ import annotations
@@ -60,6 +62,27 @@ class Settings(BaseSettings):
         "`ledger-checkpoints.jsonl` in the data directory.",
     )
 
+    secrets_key_file: Path | None = Field(
+        default=None,
+        description="Key that encrypts provider secrets at rest; default: `secrets.key` in the "
+        "data directory, created on first use.",
+    )
+    nuonuo_url: str = Field(
+        default="https://sdk.nuonuo.com/open/v1/services",
+        description="Nuonuo open API endpoint (the provider's sandbox: "
+        "https://sandbox.nuonuocs.cn/open/v1/services).",
+    )
+    nuonuo_issue_method: str = "nuonuo.OpeMplatform.requestBillingNew"
+    nuonuo_duplicate_codes: str = Field(
+        default="E9106,6783,6655",
+        description="Nuonuo codes meaning 'order number submitted before' (comma-separated).",
+    )
+    nuonuo_auth_codes: str = Field(
+        default="sign_invalid,token_invalid",
+        description="Nuonuo codes meaning 'credentials or signature refused' (comma-separated).",
+    )
+    nuonuo_callback_url: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str | None) -> str | None:
@@ -78,6 +101,9 @@ class Settings(BaseSettings):
 
     def ledger_published_path(self) -> Path:
         return self.ledger_published_file or self.data_dir / "ledger-checkpoints.jsonl"
+
+    def secrets_key_path(self) -> Path:
+        return self.secrets_key_file or self.data_dir / "secrets.key"
 
     def resolved_database_url(self) -> str:
         """The URL to connect to, SQLite in the data directory when none was configured."""

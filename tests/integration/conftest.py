@@ -8,6 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+# The app the shared sandbox's Nuonuo front accepts (tests/integration/test_nuonuo_engine.py).
+NUONUO_APP_KEY, NUONUO_APP_SECRET = "test-app", "test-secret"
+NUONUO_APP = ("--nuonuo-app", f"{NUONUO_APP_KEY}:{NUONUO_APP_SECRET}")
+
 from kaipiao.platform.fake import FakePlatform
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.platform.protocol import TaxPlatform
@@ -17,7 +21,7 @@ from tests.processes import Running, start_sandbox
 
 @pytest.fixture(scope="session")
 def sandbox_process() -> Iterator[Running]:
-    running = start_sandbox("--profile", "ideal", "--seed", "1")
+    running = start_sandbox("--profile", "ideal", "--seed", "1", *NUONUO_APP)
     yield running
     running.stop()
 

@@ -95,7 +95,7 @@ def platform_invoice(invoice: repo.StoredInvoice, seller: Seller) -> PlatformInv
             name=line["name"], tax_code=line["tax_code"], quantity=Decimal(line["quantity"]),
             unit_price=Decimal(line["unit_price"]), tax_rate=line["tax_rate"],
             amount=Decimal(line["amount"]), tax=Decimal(line["tax"]), spec=line.get("spec"),
-            unit=line.get("unit"),
+            unit=line.get("unit"), price_includes_tax=bool(line.get("price_includes_tax", False)),
         )
         for line in invoice.lines
     )  # fmt: skip
@@ -368,7 +368,9 @@ class Worker:
         outcome: IssueOutcome | QueryOutcome | None
         try:
             if retry:
-                outcome = await self.platform.query(invoice.serial_no, seller_region=invoice.region)
+                outcome = await self.platform.query(
+                    invoice.serial_no, seller_region=invoice.region, seller_tax_id=seller.tax_id
+                )
                 self.stats[f"query_{type(outcome).__name__.lower()}"] += 1
                 if isinstance(outcome, NotFound) and item.may_resend(self.clock()):
                     # Confirmed: nothing under this serial, and no earlier send can still land.

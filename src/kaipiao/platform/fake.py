@@ -69,7 +69,10 @@ class FakePlatform:
         self.state.calls[f"red:{type(outcome).__name__.lower()}"] += 1
         return fault.outcome if fault is not None else outcome
 
-    async def query(self, serial_no: str, *, seller_region: str | None = None) -> QueryOutcome:
+    async def query(
+        self, serial_no: str, *, seller_region: str | None = None,
+        seller_tax_id: str | None = None,
+    ) -> QueryOutcome:  # fmt: skip
         fault = self._next_fault("query")
         if fault is not None and not isinstance(fault.outcome, Ambiguous):
             return fault.outcome

@@ -47,7 +47,7 @@ from kaipiao.platform.wire import (
 )
 
 # Failures that prove the request was not sent.
-_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
+NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,13 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class Answer:
     status: int
     headers: Mapping[str, str]  # the response's own (case-insensitive) headers, not a copy
     data: dict[str, Any] | None
 
 
-def _retry_after(response: _Answer) -> float:
+def retry_after_of(response: Answer) -> float:
     millis = response.headers.get("X-Retry-After-Ms")
     if millis is not None:
         try:
@@ -125,7 +125,7 @@ class HttpPlatform:
     async def _call(
         self, method: str, path: str, *, body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
-    ) -> _Answer:  # fmt: skip
+    ) -> Answer:  # fmt: skip
         """One request; transport failures propagate as aiohttp/asyncio exceptions.
 
         URLs are parsed once per path and bodies sent as ready bytes (measured: URL parsing and
@@ -138,19 +138,19 @@ class HttpPlatform:
             method, url, data=data, params=params, headers=_JSON_HEADERS if data else None
         ) as response:
             raw = await response.read()
-            return _Answer(response.status, response.headers, _json(raw))
+            return Answer(response.status, response.headers, _json(raw))
 
     async def _send_mutation(self, path: str, body: dict[str, Any]) -> IssueOutcome:
         try:
             answer = await self._call("POST", path, body=body)
-        except _NOT_SENT as exc:
+        except NOT_SENT as exc:
             return Unavailable(f"not sent: {type(exc).__name__}")
         except (TimeoutError, aiohttp.ClientError) as exc:
             return Ambiguous(f"no answer: {type(exc).__name__}")
         return self._issue_outcome(answer)
 
     @staticmethod
-    def _issue_outcome(answer: _Answer) -> IssueOutcome:
+    def _issue_outcome(answer: Answer) -> IssueOutcome:
         status = answer.status
         data = answer.data
         if status == 200 and data and data.get("invoice_number"):
@@ -161,9 +161,9 @@ class HttpPlatform:
             issued_at = data.get("issued_at")
             return Duplicate(data["invoice_number"], parse_time(issued_at) if issued_at else None)
         if status == 429:
-            return Throttled(_retry_after(answer))
+            return Throttled(retry_after_of(answer))
         if status == 503:
-            return Unavailable("platform answered 503", _retry_after(answer))
+            return Unavailable("platform answered 503", retry_after_of(answer))
         if 400 <= status < 500 and data and isinstance(data.get("code"), str):
             return Rejected(data["code"], str(data.get("message", "")))
         return Ambiguous(f"unexpected answer {status}")
@@ -174,7 +174,10 @@ class HttpPlatform:
     async def issue_red(self, request: RedRequest) -> IssueOutcome:
         return await self._send_mutation("/v1/red-invoices", encode_red(request))
 
-    async def query(self, serial_no: str, *, seller_region: str | None = None) -> QueryOutcome:
+    async def query(
+        self, serial_no: str, *, seller_region: str | None = None,
+        seller_tax_id: str | None = None,
+    ) -> QueryOutcome:  # fmt: skip
         params = {"seller_region": seller_region} if seller_region else None
         try:
             answer = await self._call("GET", f"/v1/invoices/{serial_no}", params=params)
@@ -184,7 +187,7 @@ class HttpPlatform:
         if answer.status == 404 and data and data.get("code") == "not_found":
             return NotFound()
         if answer.status == 429:
-            return Throttled(_retry_after(answer))
+            return Throttled(retry_after_of(answer))
         if answer.status == 200 and data is not None:
             state = data.get("status")
             if state == "issued":
@@ -209,7 +212,7 @@ class HttpPlatform:
         except (TimeoutError, aiohttp.ClientError) as exc:
             return Unavailable(f"listing failed: {type(exc).__name__}")
         if answer.status == 429:
-            return Throttled(_retry_after(answer))
+            return Throttled(retry_after_of(answer))
         data = answer.data
         if answer.status != 200 or data is None:
             return Unavailable(f"unexpected listing answer {answer.status}")

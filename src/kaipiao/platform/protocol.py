@@ -22,6 +22,7 @@ class PlatformLine:
     tax: Decimal
     spec: str | None = None
     unit: str | None = None
+    price_includes_tax: bool = False  # `unit_price` includes tax (amount and tax are computed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +81,12 @@ class TaxPlatform(Protocol):
         """Submit a blue invoice (idempotent per serial on platforms that deduplicate)."""
         ...
 
-    async def query(self, serial_no: str, *, seller_region: str | None = None) -> QueryOutcome:
-        """What the platform knows of `serial_no`: Issued, Pending, Rejected or NotFound."""
+    async def query(
+        self, serial_no: str, *, seller_region: str | None = None,
+        seller_tax_id: str | None = None,
+    ) -> QueryOutcome:  # fmt: skip
+        """What the platform knows of `serial_no`: Issued, Pending, Rejected or NotFound. The
+        seller is named for platforms whose calls are made on a seller's own account."""
         ...
 
     async def issue_red(self, request: RedRequest) -> IssueOutcome:

@@ -22,12 +22,17 @@ def install_event_loop() -> None:
 
 
 async def serve_sandbox(
-    host: str, port: int, profile: str, seed: int, state_path: Path | None
+    host: str,
+    port: int,
+    profile: str,
+    seed: int,
+    state_path: Path | None,
+    nuonuo_apps: dict[str, str] | None = None,
 ) -> None:
     state = SandboxState(
         seed=seed, faults=build_faults({"profile": profile}), journal_path=state_path
     )
-    server = SandboxServer(state, host, port)
+    server = SandboxServer(state, host, port, nuonuo_apps=nuonuo_apps)
     await server.start()
     print(
         f"kaipiao sandbox listening on {server.url} (profile {profile}, seed {seed})",

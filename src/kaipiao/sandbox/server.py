@@ -46,6 +46,8 @@ from kaipiao.platform.wire import (
 )
 from kaipiao.sandbox.faults import PROFILES, FaultConfigError, Faults, build_faults
 from kaipiao.sandbox.http1 import Dropped, Http1Server, Request, Response, json_response
+from kaipiao.sandbox.nuonuo_front import PATH as NUONUO_PATH
+from kaipiao.sandbox.nuonuo_front import NuonuoFront
 from kaipiao.sandbox.state import SandboxState
 
 log = logging.getLogger("kaipiao.sandbox")
@@ -69,8 +71,10 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], datetime] = utcnow,
+        nuonuo_apps: dict[str, str] | None = None,
     ) -> None:
         self.state = state
+        self.nuonuo = NuonuoFront(apps=dict(nuonuo_apps or {}))
         self.host = host
         self.port = port
         self.clock = clock
@@ -91,6 +95,7 @@ class SandboxServer:
             ("PUT", "/_sandbox/faults"): self.put_faults,
             ("GET", "/_sandbox/stats"): self.get_stats,
             ("POST", "/_sandbox/reset"): self.reset,
+            ("POST", NUONUO_PATH): self.nuonuo_services,
         }
 
     async def _dispatch(self, request: Request) -> Response:
@@ -337,6 +342,9 @@ class SandboxServer:
             }
         )
 
+    async def nuonuo_services(self, request: Request) -> Response:
+        return await self.nuonuo.handle(self, request)
+
     async def get_faults(self, request: Request) -> Response:
         return json_response(self.state.faults.as_dict())
 
@@ -364,5 +372,6 @@ class SandboxServer:
         seed = request.query.get("seed")
         self._generation += 1
         self.state.reset(int(seed) if seed and seed.isdigit() else None)
+        self.nuonuo.forms.clear()
         self.set_faults(replace(PROFILES["ideal"]))
         return json_response({"reset": True})

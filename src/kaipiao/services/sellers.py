@@ -42,8 +42,10 @@ async def add_seller(
     invoice_limit: Decimal | None = None,
     tax_id_check: CheckMode = CheckMode.REJECT,
     allowed_networks: tuple[str, ...] = (),
+    platform: tuple[str, dict[str, str]] | None = None,
 ) -> NewSeller:
-    """Register a seller and its first API key; the key is returned once and stored hashed."""
+    """Register a seller and its first API key; the key is returned once and stored hashed.
+    `platform` is the seller's own provider account (name, stored settings), if it has one."""
     try:
         validate_tax_id(tax_id)
     except DomainError as exc:
@@ -81,6 +83,8 @@ async def add_seller(
             conn, key_id=ids.key_id(), seller_id=seller.id, key_hash=hash_key(api_key),
             prefix=api_key[:8], is_admin=False, now=now,
         )  # fmt: skip
+        if platform is not None:
+            repo.insert_platform(conn, seller.id, platform[0], platform[1], now)
 
     await db.write(work)
     return NewSeller(seller, api_key)
@@ -100,6 +104,11 @@ async def add_admin_key(db: Database, *, now: datetime) -> str:
 
 async def list_sellers(db: Database) -> list[Seller]:
     return await db.read(repo.list_sellers)
+
+
+async def platforms(db: Database) -> dict[str, str]:
+    """Seller id → its own platform (sellers on the default platform are absent)."""
+    return await db.read(repo.platforms)
 
 
 async def authenticate(db: Database, api_key: str) -> repo.Principal | None:

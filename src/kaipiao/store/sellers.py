@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from kaipiao.domain.credit_code import CheckMode
 from kaipiao.domain.sellers import Seller
-from kaipiao.store.tables import api_keys, sellers
+from kaipiao.store.tables import api_keys, seller_platforms, sellers
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +105,27 @@ def find_seller_by_tax_id(conn: Connection, tax_id: str) -> Seller | None:
 def get_seller(conn: Connection, seller_id: str) -> Seller | None:
     row = conn.execute(select(sellers).where(sellers.c.id == seller_id)).first()
     return _seller(row) if row else None
+
+
+def insert_platform(
+    conn: Connection, seller_id: str, platform: str, settings: dict[str, str], now: datetime
+) -> None:
+    row = {"seller_id": seller_id, "platform": platform, "settings": json.dumps(settings),
+           "updated_at": now}  # fmt: skip
+    conn.execute(insert(seller_platforms).values(**row))
+
+
+def platform_of(conn: Connection, tax_id: str) -> tuple[str, dict[str, str]] | None:
+    """The provider account of the seller with `tax_id`, or None for the default platform."""
+    row = conn.execute(
+        select(seller_platforms.c.platform, seller_platforms.c.settings)
+        .join(sellers, sellers.c.id == seller_platforms.c.seller_id)
+        .where(sellers.c.tax_id == tax_id)
+    ).first()
+    return (row.platform, json.loads(row.settings)) if row else None
+
+
+def platforms(conn: Connection) -> dict[str, str]:
+    """Seller id → platform name, for sellers with their own provider account."""
+    rows = conn.execute(select(seller_platforms.c.seller_id, seller_platforms.c.platform))
+    return {row.seller_id: row.platform for row in rows}

@@ -49,6 +49,17 @@ sellers = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# A seller's own provider account (absent: the deployment's default platform). `settings` is
+# JSON; its secrets are `enc:` (encrypted with the deployment's secrets key) or `env:NAME`.
+seller_platforms = Table(
+    "seller_platforms",
+    metadata,
+    Column("seller_id", String(32), ForeignKey("sellers.id"), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

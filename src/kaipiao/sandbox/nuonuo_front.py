@@ -1,0 +1,320 @@
+"""The sandbox's Nuonuo-compatible front: `POST /open/v1/services`, API name in the `method` header.
+
+It checks the signature (`kaipiao.platform.nuonuo.signing`) against the app secrets it was started
+with (`kaipiao sandbox --nuonuo-app KEY:SECRET`), then runs the same platform state and the same
+fault knobs as the sandbox's own protocol: latency, failures, resets, throttling, outages and
+ambiguous outcomes all apply. Issuance answers with a provider serial (`invoiceSerialNum`) and
+finishes `async_delay_s` later when `async_issue` is on (at once otherwise); queries report the
+status codes 2 (issued), 20 (issuing), 21 (signing, the second half of the delay), 22 (failed) and
+24 (signing failed). A `callBackUrl` is called with the outcome when the invoice is final.
+
+Refusals the public material does not describe are the sandbox's own, in the provider's
+envelope: `sign_invalid` (bad signature or unknown app key), `token_invalid` (no token),
+`E9106` for an order number submitted before (the code one public SDK gives), and the sandbox's
+validation codes (`invalid_request`, …) for a body it cannot accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from kaipiao.domain.invoice import Buyer
+from kaipiao.platform.nuonuo.signing import verify
+from kaipiao.platform.outcomes import Duplicate, Issued, NotFound, Pending, Rejected
+from kaipiao.platform.protocol import PlatformInvoice, PlatformLine, RedRequest
+from kaipiao.sandbox.http1 import Request, Response, json_response
+from kaipiao.sandbox.state import Record
+
+if TYPE_CHECKING:
+    from kaipiao.sandbox.server import SandboxServer
+
+log = logging.getLogger("kaipiao.sandbox.nuonuo")
+PATH = "/open/v1/services"
+DUPLICATE = "E9106"
+MAX_QUERY = 50
+REASONS = {"1": "sales_return", "2": "invoicing_error", "3": "service_stopped",
+           "4": "sales_discount"}  # fmt: skip
+RATE_OF_POLICY = {"03": "exempt", "04": "non_taxable"}
+
+
+def envelope(code: str, describe: str, result: Any = None) -> Response:
+    return json_response({"code": code, "describe": describe, "result": result})
+
+
+class BadBody(ValueError):
+    pass
+
+
+def _text(data: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str) or (default is None and not value):
+        raise BadBody(f"{name} is required")
+    return value
+
+
+def _decimal(data: dict[str, Any], name: str) -> Decimal:
+    try:
+        return Decimal(_text(data, name))
+    except InvalidOperation:
+        raise BadBody(f"{name} is not a number") from None
+
+
+def decode_order(order: Any) -> tuple[PlatformInvoice, str | None]:
+    """A `requestBillingNew` order as the platform state's invoice, and its callback URL."""
+    if not isinstance(order, dict):
+        raise BadBody("order is required")
+    details = order.get("invoiceDetail")
+    if not isinstance(details, list) or not 1 <= len(details) <= 2000:
+        raise BadBody("invoiceDetail must hold 1 to 2000 lines")
+    lines = []
+    for d in details:
+        if not isinstance(d, dict):
+            raise BadBody("invoiceDetail lines are objects")
+        policy = d.get("favouredPolicyFlag")
+        amount, tax = _decimal(d, "taxExcludedAmount"), _decimal(d, "tax")
+        if amount + tax != _decimal(d, "taxIncludedAmount"):
+            raise BadBody("taxExcludedAmount + tax must equal taxIncludedAmount")
+        rate = RATE_OF_POLICY.get(policy) if isinstance(policy, str) else None
+        lines.append(PlatformLine(
+            name=_text(d, "goodsName"), tax_code=_text(d, "goodsCode"),
+            quantity=_decimal(d, "num"), unit_price=_decimal(d, "price"),
+            tax_rate=rate or _text(d, "taxRate"), amount=amount, tax=tax,
+            spec=d.get("specType") or None, unit=d.get("unit") or None,
+            price_includes_tax=d.get("withTaxFlag") == "1",
+        ))  # fmt: skip
+    total_amount = sum((line.amount for line in lines), Decimal(0))
+    total_tax = sum((line.tax for line in lines), Decimal(0))
+    kind = {"bs": "special", "pc": "normal"}.get(str(order.get("invoiceLine")))
+    if kind is None:
+        raise BadBody("invoiceLine must be bs or pc")
+    order_no = _text(order, "orderNo")
+    if len(order_no) > 20:
+        raise BadBody("orderNo is at most 20 characters")
+    account = order.get("buyerAccount") or None
+    invoice = PlatformInvoice(
+        serial_no=order_no, order_ref=order_no, seller_tax_id=_text(order, "salerTaxNum"),
+        seller_region=None, invoice_type=kind,
+        buyer=Buyer(name=_text(order, "buyerName"), tax_id=order.get("buyerTaxNum") or None,
+                    address=order.get("buyerAddress") or None,
+                    phone=order.get("buyerTel") or None, account=account,
+                    email=order.get("email") or None),
+        lines=tuple(lines), total_amount=total_amount, total_tax=total_tax,
+        total=total_amount + total_tax, remark=order.get("remark") or None,
+    )  # fmt: skip
+    callback = order.get("callBackUrl")
+    return invoice, callback if isinstance(callback, str) and callback else None
+
+
+@dataclass
+class RedForm:
+    bill_no: str
+    bill_id: str
+    seller: str
+    blue_number: str
+    reason: str
+    status: str = "01"
+
+
+@dataclass
+class NuonuoFront:
+    """State of the Nuonuo front beside the platform state: app secrets and 红字确认单 forms."""
+
+    apps: dict[str, str] = field(default_factory=dict)
+    forms: dict[str, RedForm] = field(default_factory=dict)  # by billId
+    callbacks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def provider_serial(self, record: Record) -> str:
+        return f"{record.key:020d}"
+
+    def _auth(self, request: Request) -> Response | None:
+        secret = self.apps.get(request.query.get("appkey", ""))
+        given = request.headers.get("x-nuonuo-sign", "")
+        text = request.body.decode(errors="replace")
+        if secret is None or not verify(secret, request.query, text, given):
+            return envelope("sign_invalid", "签名验证失败")
+        if not request.headers.get("accesstoken"):
+            return envelope("token_invalid", "accessToken 无效")
+        return None
+
+    async def handle(self, server: SandboxServer, request: Request) -> Response:
+        refused = self._auth(request)
+        method = request.headers.get("method", "")
+        name = method.rsplit(".", 1)[-1]
+        if refused is not None:
+            server.state.calls[f"nuonuo.{name}:refused"] += 1
+            return refused
+        try:
+            data = json.loads(request.body)
+            if not isinstance(data, dict):
+                raise BadBody("the body is a JSON object")
+            handler = {
+                "requestBillingNew": self._issue, "queryInvoiceResult": self._query,
+                "saveInvoiceRedConfirm": self._red_confirm,
+                "queryInvoiceRedConfirm": self._red_confirm_query,
+                "fastInvoiceRed": self._fast_red,
+            }.get(name)  # fmt: skip
+            if handler is None:
+                return envelope("method_unknown", f"unknown method {method!r}")
+            return await handler(server, request, data)
+        except (ValueError, BadBody) as exc:
+            server.state.calls[f"nuonuo.{name}:bad_request"] += 1
+            return envelope("invalid_request", str(exc))
+
+    # -- issue and query -----------------------------------------------------------------------
+    async def _issue(
+        self, server: SandboxServer, request: Request, data: dict[str, Any]
+    ) -> Response:
+        invoice, callback = decode_order(data.get("order"))
+        user_tax = request.headers.get("usertax")
+        if user_tax != invoice.seller_tax_id:
+            return envelope("invalid_request", "userTax and salerTaxNum differ")
+        state = server.state
+        if state.faults.dedup and invoice.serial_no in state.by_serial:
+            return envelope(DUPLICATE, "订单编号或流水号不能重复")
+        outcome, response = await server._faulty(
+            request, "nuonuo.issue", invoice.seller_tax_id, None,
+            lambda now: state.issue(invoice, now), mutating=True,
+        )  # fmt: skip
+        if response is not None:
+            return response
+        if isinstance(outcome, Rejected):
+            return envelope(outcome.code, outcome.message)
+        record = state.by_serial[invoice.serial_no][-1]
+        if callback:
+            self._call_back_later(server, record, callback)
+        return envelope("E0000", "调用成功", {"invoiceSerialNum": self.provider_serial(record)})
+
+    def _status(self, record: Record, now: datetime) -> dict[str, Any]:
+        item: dict[str, Any] = {"serialNo": self.provider_serial(record),
+                                "orderNo": record.serial_no}  # fmt: skip
+        if record.status == "issued":
+            # Public SDKs spell the number's field two ways: answer with both, by turns.
+            field_name = (
+                "allElectronicInvoiceNumber" if record.key % 2 else "allElectronicInvoiceNumbe"
+            )
+            assert record.issued_at is not None
+            item |= {"status": "2", "statusMsg": "开票完成", field_name: record.invoice_number,
+                     "invoiceTime": int(record.issued_at.timestamp() * 1000)}  # fmt: skip
+        elif record.status == "failed":
+            signing = record.key % 2 == 0
+            item |= {"status": "24" if signing else "22",
+                     "statusMsg": "签章失败" if signing else "开票失败",
+                     "failCause": record.error or "platform_failed"}  # fmt: skip
+        else:
+            half = record.created_at + (record.final_at - record.created_at) / 2
+            signing = now >= half
+            item |= {"status": "21" if signing else "20",
+                     "statusMsg": "签章中" if signing else "开票中"}  # fmt: skip
+        return item
+
+    async def _query(
+        self, server: SandboxServer, request: Request, data: dict[str, Any]
+    ) -> Response:
+        serials, orders = data.get("serialNos"), data.get("orderNos")
+        wanted = serials or orders
+        if not isinstance(wanted, list) or not 1 <= len(wanted) <= MAX_QUERY:
+            raise BadBody(f"serialNos or orderNos: 1 to {MAX_QUERY} numbers")
+        state = server.state
+        found: list[Record] = []
+
+        def look(now: datetime) -> NotFound:
+            state.settle_all(now)
+            for number in wanted:
+                if serials:
+                    key = int(number) if str(number).isdigit() else 0
+                    if 0 < key <= len(state.records):
+                        found.append(state.records[key - 1])
+                else:
+                    found.extend(state.by_serial.get(str(number), []))
+            return NotFound()
+
+        _, response = await server._faulty(request, "nuonuo.query", None, None, look,
+                                           mutating=False)  # fmt: skip
+        if response is not None:
+            return response
+        now = server.clock()
+        return envelope("E0000", "调用成功", [self._status(r, now) for r in found])
+
+    # -- red-letter ----------------------------------------------------------------------------
+    async def _red_confirm(self, server: SandboxServer, request: Request,
+                           data: dict[str, Any]) -> Response:  # fmt: skip
+        bill_id = _text(data, "billId")
+        if bill_id in self.forms:
+            return envelope(DUPLICATE, "订单编号或流水号不能重复")
+        blue = _text(data, "blueInvoiceNumber")
+        original = server.state.by_number.get(blue)
+        seller = _text(data, "taxNum")
+        if original is None or original.kind != "blue" or original.seller_tax_id != seller:
+            return envelope("original_not_found", "no blue invoice of this seller has that number")
+        reason = REASONS.get(str(data.get("redReason")))
+        if reason is None:
+            raise BadBody("redReason must be 1, 2, 3 or 4")
+        form = RedForm(f"{len(self.forms) + 1:020d}", bill_id, seller, blue, reason)
+        _, response = await server._faulty(
+            request, "nuonuo.red_confirm", seller, original.region,
+            lambda now: Pending(), mutating=True,
+        )  # fmt: skip
+        if response is not None:
+            return response
+        self.forms[bill_id] = form
+        return envelope("E0000", "调用成功", self._form(form))
+
+    @staticmethod
+    def _form(form: RedForm) -> dict[str, Any]:
+        return {"billNo": form.bill_no, "billId": form.bill_id, "billStatus": form.status,
+                "billUuid": f"uuid-{form.bill_no}"}  # fmt: skip
+
+    async def _red_confirm_query(self, server: SandboxServer, request: Request,
+                                 data: dict[str, Any]) -> Response:  # fmt: skip
+        form = self.forms.get(_text(data, "billId"))
+        return envelope("E0000", "调用成功", [self._form(form)] if form else [])
+
+    async def _fast_red(self, server: SandboxServer, request: Request,
+                        data: dict[str, Any]) -> Response:  # fmt: skip
+        order_no = _text(data, "orderNo")
+        bill_no = _text(data, "billNo")
+        form = next((f for f in self.forms.values() if f.bill_no == bill_no), None)
+        if form is None or form.seller != _text(data, "taxNum"):
+            return envelope("bill_not_found", "no confirmation form with that billNo")
+        state = server.state
+        if state.faults.dedup and order_no in state.by_serial:
+            return envelope(DUPLICATE, "订单编号或流水号不能重复")
+        red = RedRequest(serial_no=order_no, original_invoice_number=form.blue_number,
+                         reason=form.reason, seller_tax_id=form.seller)  # fmt: skip
+        outcome, response = await server._faulty(
+            request, "nuonuo.red", form.seller, None,
+            lambda now: state.issue_red(red, now), mutating=True,
+        )  # fmt: skip
+        if response is not None:
+            return response
+        if isinstance(outcome, Rejected):
+            return envelope(outcome.code, outcome.message)
+        assert isinstance(outcome, Issued | Pending | Duplicate)
+        record = state.by_serial[order_no][-1]
+        return envelope("E0000", "调用成功", {"invoiceSerialNum": self.provider_serial(record)})
+
+    # -- callbacks -----------------------------------------------------------------------------
+    def _call_back_later(self, server: SandboxServer, record: Record, url: str) -> None:
+        delay = max(0.0, (record.final_at - server.clock()).total_seconds())
+
+        async def call() -> None:
+            await asyncio.sleep(delay + 0.05)
+            server.state.settle_all(server.clock())
+            body = self._status(record, server.clock())
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with aiohttp.ClientSession() as http:
+                    await http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=5))
+            server.state.calls["nuonuo.callback:sent"] += 1
+
+        task = asyncio.create_task(call())
+        self.callbacks.append(task)
+        task.add_done_callback(self.callbacks.remove)
