@@ -8,15 +8,15 @@ from typing import Any
 import httpx
 import pytest
 
-# The app the shared sandbox's Nuonuo front accepts (tests/integration/test_nuonuo_engine.py).
-NUONUO_APP_KEY, NUONUO_APP_SECRET = "test-app", "test-secret"
-NUONUO_APP = ("--nuonuo-app", f"{NUONUO_APP_KEY}:{NUONUO_APP_SECRET}")
-
 from kaipiao.platform.fake import FakePlatform
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.platform.protocol import TaxPlatform
 from kaipiao.sandbox.faults import build_faults
 from tests.processes import Running, start_sandbox
+
+# The app the shared sandbox's Nuonuo front accepts (tests/integration/test_nuonuo_engine.py).
+NUONUO_APP_KEY, NUONUO_APP_SECRET = "test-app", "test-secret"
+NUONUO_APP = ("--nuonuo-app", f"{NUONUO_APP_KEY}:{NUONUO_APP_SECRET}")
 
 
 @pytest.fixture(scope="session")

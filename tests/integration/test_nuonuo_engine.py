@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from kaipiao.clock import utcnow
-from kaipiao.domain.lifecycle import Kind, Status
+from kaipiao.domain.lifecycle import Kind
 from kaipiao.engine.worker import Worker
 from kaipiao.platform.http import HttpSettings
 from kaipiao.platform.nuonuo import NuonuoAccount, NuonuoConfig, NuonuoPlatform
@@ -44,7 +44,7 @@ FAULTS: dict[str, tuple[dict[str, Any], float, str]] = {
         },
         3.0,
         "nuonuo.issue:failure_",
-    ),  # fmt: skip
+    ),
     # A refused connection never reaches the sandbox: the worker's own count shows it.
     "outage": ({"outage": "refuse", "outage_for_s": 2.0}, 2.5, "worker:unavailable"),
 }
