@@ -91,6 +91,7 @@ def test_seller_cli(tmp_path: Path) -> None:
     assert listed == [{
         "seller_id": created["seller_id"], "name": "上海甲公司", "tax_id": "91310110666007217T",
         "region": "31", "quota_per_s": 50.0, "invoice_limit": "100000.00",
+        "platform": "default",
     }]  # fmt: skip
     assert created["api_key"] not in (tmp_path / "kaipiao.db").read_bytes().decode("latin-1")
     dup = kaipiao("seller", "add", "--name", "x", "--tax-id", "91310110666007217T",
