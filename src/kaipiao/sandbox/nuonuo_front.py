@@ -259,13 +259,15 @@ class NuonuoFront:
         if reason is None:
             raise BadBody("redReason must be 1, 2, 3 or 4")
         form = RedForm(f"{len(self.forms) + 1:020d}", bill_id, seller, blue, reason)
-        _, response = await server._faulty(
-            request, "nuonuo.red_confirm", seller, original.region,
-            lambda now: Pending(), mutating=True,
-        )  # fmt: skip
+
+        def file(now: datetime) -> Pending:
+            self.forms[bill_id] = form  # filed even if the answer is then lost (ambiguous)
+            return Pending()
+
+        _, response = await server._faulty(request, "nuonuo.red_confirm", seller, original.region,
+                                           file, mutating=True)  # fmt: skip
         if response is not None:
             return response
-        self.forms[bill_id] = form
         return envelope("E0000", "调用成功", self._form(form))
 
     @staticmethod
