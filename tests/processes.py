@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import tempfile
 import time
@@ -54,22 +53,8 @@ def start_serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Run
     """Start `kaipiao serve` in `cwd` (its default data directory lands there)."""
     log = cwd / f"serve-{time.monotonic_ns()}.log"
     command = [*KAIPIAO, "serve", "--port", "0", *args]
-    process_env = clean_env(**(env or {}))
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=process_env, cwd=cwd
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        match = re.search(r"kaipiao listening on (http://\S+)", log.read_text(errors="replace"))
-        if match:
-            return Running(process, match.group(1), log)
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"kaipiao serve did not start:\n{log.read_text(errors='replace')}")
+    return start_process(command, log, r"kaipiao listening on (http://\S+)",
+                         env=clean_env(**(env or {})), cwd=cwd)  # fmt: skip
 
 
 def kaipiao(

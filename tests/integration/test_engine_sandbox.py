@@ -60,6 +60,15 @@ async def sandbox_stats(sandbox: Running) -> dict[str, Any]:
         return (await client.get(f"{sandbox.url}/_sandbox/stats")).json()  # type: ignore[no-any-return]
 
 
+async def run_for(worker: Worker, seconds: float) -> None:
+    """Let `worker` run for `seconds` (while a fault bites), then stop it gracefully."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+
+
 async def run_until_terminal(worker: Worker, db: Database, timeout_s: float) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -93,11 +102,7 @@ async def test_every_invoice_issued_once_under(
     # never mistaken for a missing one.
     config = replace(FAST, lease_s=4.0, renew_every_s=1.0, settle_s=3.5)
     worker = Worker(database, platform, config, seed=11)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    await asyncio.sleep(bite_s)
-    stop.set()
-    await task
+    await run_for(worker, bite_s)
     during = await sandbox_stats(sandbox)
     await put_faults(sandbox, {"profile": "ideal", **FAST_CALM})
     try:

@@ -30,7 +30,12 @@ from kaipiao.store.database import Database
 from tests.engine_support import FAST, accept, all_invoices, statuses
 from tests.factories import SELLER_TAX_ID, platform_invoice
 from tests.integration.conftest import NUONUO_APP_KEY, NUONUO_APP_SECRET
-from tests.integration.test_engine_sandbox import put_faults, run_until_terminal, sandbox_stats
+from tests.integration.test_engine_sandbox import (
+    put_faults,
+    run_for,
+    run_until_terminal,
+    sandbox_stats,
+)
 from tests.processes import Running
 
 ASYNC = {"async_issue": True, "async_delay_s": 0.3}
@@ -71,11 +76,7 @@ async def test_issued_once_through_nuonuo_under(
     # settle_s covers the slowest answer (3 s) plus the asynchronous delay.
     config = replace(FAST, lease_s=4.0, renew_every_s=1.0, settle_s=3.5)
     worker = Worker(database, platform, config, seed=21)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    await asyncio.sleep(bite_s)
-    stop.set()
-    await task
+    await run_for(worker, bite_s)
     during = await sandbox_stats(sandbox)
     await put_faults(sandbox, {"profile": "ideal", **ASYNC, "dedup": False,
                                "latency": {"kind": "fixed", "mean_ms": 20}})  # fmt: skip

@@ -42,38 +42,40 @@ class PlatformRouter:
         self._own[seller_tax_id] = platform
         return platform
 
-    async def issue(self, invoice: PlatformInvoice) -> IssueOutcome:
+    async def _route(self, seller_tax_id: str | None) -> TaxPlatform | Unavailable:
         try:
-            platform = await self._for(invoice.seller_tax_id)
+            return await self._for(seller_tax_id)
         except UnresolvedAccount as exc:
             return Unavailable(str(exc), retry_after_s=60.0)
+
+    async def issue(self, invoice: PlatformInvoice) -> IssueOutcome:
+        platform = await self._route(invoice.seller_tax_id)
+        if isinstance(platform, Unavailable):
+            return platform
         return await platform.issue(invoice)
 
     async def query(
         self, serial_no: str, *, seller_region: str | None = None,
         seller_tax_id: str | None = None,
     ) -> QueryOutcome:  # fmt: skip
-        try:
-            platform = await self._for(seller_tax_id)
-        except UnresolvedAccount as exc:
-            return Unavailable(str(exc), retry_after_s=60.0)
+        platform = await self._route(seller_tax_id)
+        if isinstance(platform, Unavailable):
+            return platform
         return await platform.query(serial_no, seller_region=seller_region,
                                     seller_tax_id=seller_tax_id)  # fmt: skip
 
     async def issue_red(self, request: RedRequest) -> IssueOutcome:
-        try:
-            platform = await self._for(request.seller_tax_id)
-        except UnresolvedAccount as exc:
-            return Unavailable(str(exc), retry_after_s=60.0)
+        platform = await self._route(request.seller_tax_id)
+        if isinstance(platform, Unavailable):
+            return platform
         return await platform.issue_red(request)
 
     async def list_issued(
         self, seller_tax_id: str, issued_from: datetime, issued_to: datetime, page: int = 1
     ) -> ListOutcome:
-        try:
-            platform = await self._for(seller_tax_id)
-        except UnresolvedAccount as exc:
-            return Unavailable(str(exc))
+        platform = await self._route(seller_tax_id)
+        if isinstance(platform, Unavailable):
+            return platform
         return await platform.list_issued(seller_tax_id, issued_from, issued_to, page)
 
     async def aclose(self) -> None:

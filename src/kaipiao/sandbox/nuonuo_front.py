@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -178,17 +179,33 @@ class NuonuoFront:
         if user_tax != invoice.seller_tax_id:
             return envelope("invalid_request", "userTax and salerTaxNum differ")
         state = server.state
-        if state.faults.dedup and invoice.serial_no in state.by_serial:
-            return envelope(DUPLICATE, "订单编号或流水号不能重复")
-        outcome, response = await server._faulty(
-            request, "nuonuo.issue", invoice.seller_tax_id, None,
-            lambda now: state.issue(invoice, now), mutating=True,
+        return await self._submit(
+            server, request, "nuonuo.issue", invoice.serial_no, invoice.seller_tax_id,
+            lambda now: state.issue(invoice, now), callback,
         )  # fmt: skip
+
+    async def _submit(
+        self,
+        server: SandboxServer,
+        request: Request,
+        endpoint: str,
+        order_no: str,
+        seller: str,
+        operation: Callable[[datetime], Issued | Duplicate | Pending | Rejected],
+        callback: str | None = None,
+    ) -> Response:
+        """An issue (blue or red) under `order_no`: refused as a duplicate while dedup is on,
+        else run with the faults; answered with the provider's serial."""
+        state = server.state
+        if state.faults.dedup and order_no in state.by_serial:
+            return envelope(DUPLICATE, "订单编号或流水号不能重复")
+        outcome, response = await server._faulty(request, endpoint, seller, None, operation,
+                                                 mutating=True)  # fmt: skip
         if response is not None:
             return response
         if isinstance(outcome, Rejected):
             return envelope(outcome.code, outcome.message)
-        record = state.by_serial[invoice.serial_no][-1]
+        record = state.by_serial[order_no][-1]
         if callback:
             self._call_back_later(server, record, callback)
         return envelope("E0000", "调用成功", {"invoiceSerialNum": self.provider_serial(record)})
@@ -287,22 +304,11 @@ class NuonuoFront:
         form = next((f for f in self.forms.values() if f.bill_no == bill_no), None)
         if form is None or form.seller != _text(data, "taxNum"):
             return envelope("bill_not_found", "no confirmation form with that billNo")
-        state = server.state
-        if state.faults.dedup and order_no in state.by_serial:
-            return envelope(DUPLICATE, "订单编号或流水号不能重复")
         red = RedRequest(serial_no=order_no, original_invoice_number=form.blue_number,
                          reason=form.reason, seller_tax_id=form.seller)  # fmt: skip
-        outcome, response = await server._faulty(
-            request, "nuonuo.red", form.seller, None,
-            lambda now: state.issue_red(red, now), mutating=True,
-        )  # fmt: skip
-        if response is not None:
-            return response
-        if isinstance(outcome, Rejected):
-            return envelope(outcome.code, outcome.message)
-        assert isinstance(outcome, Issued | Pending | Duplicate)
-        record = state.by_serial[order_no][-1]
-        return envelope("E0000", "调用成功", {"invoiceSerialNum": self.provider_serial(record)})
+        state = server.state
+        return await self._submit(server, request, "nuonuo.red", order_no, form.seller,
+                                  lambda now: state.issue_red(red, now))  # fmt: skip
 
     # -- callbacks -----------------------------------------------------------------------------
     def _call_back_later(self, server: SandboxServer, record: Record, url: str) -> None:
