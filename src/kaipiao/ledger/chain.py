@@ -76,6 +76,29 @@ def event_hash(
     ).hexdigest()
 
 
+def stored_digest_matches(
+    seq: int,
+    invoice_id: str | None,
+    seller_id: str | None,
+    type: str,
+    time: str,
+    payload: str,
+    prev_hash: str,
+    digest: str,
+) -> bool:
+    """`event_hash(...) == digest`, fast for the usual event (ids, type and time in ASCII): one
+    encoding instead of seven. Verification calls it for every stored event."""
+    if invoice_id is None or seller_id is None or not (invoice_id + seller_id + type).isascii():
+        return event_hash(seq, invoice_id, seller_id, type, time, payload, prev_hash) == digest
+    s = str(seq)
+    body = payload.encode()
+    head = (f"{len(s)}:{s},{len(invoice_id)}:{invoice_id},{len(seller_id)}:{seller_id},"
+            f"{len(type)}:{type},{len(time)}:{time},{len(body)}:")  # fmt: skip
+    tail = f",{len(prev_hash)}:{prev_hash},"
+    data = _TAG + head.encode() + body + tail.encode()
+    return hashlib.sha3_256(data).hexdigest() == digest
+
+
 @dataclass(frozen=True, slots=True)
 class Break:
     """The first place where a chain does not verify."""

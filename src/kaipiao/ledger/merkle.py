@@ -12,6 +12,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+_sha3 = hashlib.sha3_256
+
 
 def _h(data: bytes) -> bytes:
     return hashlib.sha3_256(data).digest()
@@ -162,10 +164,12 @@ class Frontier:
         self._peaks: list[tuple[int, bytes]] = []  # (height, hash), tallest first
 
     def add(self, leaf: bytes) -> None:
-        height, node = 0, leaf_hash(leaf)
+        # leaf_hash and node_hash inlined: verification adds every event (measured: a third of
+        # its time went to these calls).
+        height, node = 0, _sha3(b"\x00" + leaf).digest()
         peaks = self._peaks
         while peaks and peaks[-1][0] == height:
-            node = node_hash(peaks.pop()[1], node)
+            node = _sha3(b"\x01" + peaks.pop()[1] + node).digest()
             height += 1
         peaks.append((height, node))
         self.size += 1

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kaipiao.ledger import merkle
-from kaipiao.ledger.chain import GENESIS, Event, check_link, time_text
+from kaipiao.ledger.chain import GENESIS, Event, check_link, stored_digest_matches, time_text
 from kaipiao.ledger.signing import Checkpoint, Signer, key_id, verify_checkpoint
 from kaipiao.services.errors import NotFound, ServiceError
 from kaipiao.store import ledger as repo
@@ -220,19 +220,27 @@ async def verify(
         verdict.bad_seq, verdict.problem = seq, problem
         return verdict
 
+    add, fromhex = frontier.add, bytes.fromhex
     async with contextlib.aclosing(repo.stream(db, repo.CHAIN_QUERY)) as chunks:
         async for rows in chunks:
             for seq, invoice_id, seller_id, type_, created, payload, prev_hash, digest in rows:
-                event = Event(seq, invoice_id, seller_id, type_, time_text(created), payload,
-                              prev_hash)  # fmt: skip
-                problem = check_link(expected, prev, event, digest)
-                if problem is not None:
+                when = time_text(created)
+                linked = seq == expected and prev_hash == prev
+                if not linked or not stored_digest_matches(
+                    seq, invoice_id, seller_id, type_, when, payload, prev_hash, digest
+                ):
+                    # The slow path names what is wrong.
+                    event = Event(seq, invoice_id, seller_id, type_, when, payload, prev_hash)
+                    problem = check_link(expected, prev, event, digest) or "its hash is wrong"
                     return fail(min(seq, expected), f"event {min(seq, expected)}: {problem}")
-                frontier.add(bytes.fromhex(digest))
+                add(fromhex(digest))
+                if seq not in wanted:
+                    expected, prev = seq + 1, digest
+                    continue
                 for name, checkpoint in wanted.pop(seq, ()):
-                    problem = _check_head(name, checkpoint, frontier.root(), public)
-                    if problem is not None:
-                        return fail(seq, problem)
+                    wrong = _check_head(name, checkpoint, frontier.root(), public)
+                    if wrong is not None:
+                        return fail(seq, wrong)
                     verdict.checkpoints += name == "checkpoint"
                     verdict.published += name == "published head"
                 expected, prev = seq + 1, digest
