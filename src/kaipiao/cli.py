@@ -582,6 +582,53 @@ def archive(
                f"{written.out} (Merkle root {written.root}, key {signer.key_id})")  # fmt: skip
 
 
+@app.command()
+def purge(
+    archive_dir: Annotated[
+        Path, typer.Option("--archive", help="A verified archive (`kaipiao archive`) to purge.")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="Count what would go; delete nothing.")] = False,
+    retention_years: Annotated[
+        int | None, typer.Option(help="Years kept (default 10; at least 6).")
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="Ledger public key (default: the data directory's).")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Remove archived, finished invoices older than the retention period; leaves a ledger event."""
+    from kaipiao.clock import utcnow
+    from kaipiao.services.errors import ServiceError
+    from kaipiao.services.retention import purge as run_purge
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url,
+                             retention_years=retention_years)  # fmt: skip
+    public = _public_key(settings, public_key)
+
+    async def run(db: Any) -> Any:
+        years = settings.retention_years
+        return await run_purge(
+            db, archive_dir, public, now=utcnow(), retention_years=years, dry_run=dry_run
+        )
+
+    try:
+        result = _run_db(settings, run)
+    except ServiceError as exc:
+        fail(f"{exc.message} ({exc.code})")
+        return
+    verb = "would purge" if dry_run else "purged"
+    typer.echo(
+        f"{verb} {result.purged} of {result.archived} archived invoices accepted before "
+        f"{result.cutoff.date()} ({settings.retention_years} years); kept: {result.too_recent} too "
+        f"recent, {result.changed} changed since archived, {result.still_referenced} with a red "
+        f"invoice still kept"
+    )
+    if not dry_run and result.purged:
+        typer.echo(f"  expired idempotency keys removed: {result.expired_keys}; "
+                   "a `purged` event is in the ledger")  # fmt: skip
+
+
 @archive_app.command("verify")
 def archive_verify(
     directory: Annotated[Path, typer.Argument(help="An archive directory.")],

@@ -83,6 +83,20 @@ class Settings(BaseSettings):
     )
     nuonuo_callback_url: str | None = None
 
+    retention_years: int = Field(
+        default=10,
+        description="Years an invoice is kept in the store before `kaipiao purge` may remove it "
+        "(archived first); at least 6.",
+    )
+
+    @field_validator("retention_years")
+    @classmethod
+    def _long_enough(cls, value: int) -> int:
+        if value < 6:
+            raise ValueError("retention_years must be at least 6: kaipiao keeps tax records "
+                             "for six years or more")  # fmt: skip
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str | None) -> str | None:
