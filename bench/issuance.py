@@ -51,10 +51,13 @@ def reference_cpu_s() -> float:
     times): the worker's CPU per 1,000 invoices scales with it, so runs on different machines
     compare as ratios to it."""
     body = invoice_body("REFERENCE")
-    start = time.process_time()
-    for _ in range(50_000):
-        hashlib.sha3_256(json.dumps(body, ensure_ascii=False).encode()).hexdigest()
-    return time.process_time() - start
+    best = float("inf")
+    for _ in range(3):  # the least of three: a busy moment only ever adds time
+        start = time.process_time()
+        for _ in range(50_000):
+            hashlib.sha3_256(json.dumps(body, ensure_ascii=False).encode()).hexdigest()
+        best = min(best, time.process_time() - start)
+    return best
 
 
 def cpu_seconds(pid: int) -> float:

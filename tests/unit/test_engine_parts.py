@@ -136,12 +136,14 @@ def test_retry_budget_floor_keeps_a_trickle() -> None:
 
 async def test_adaptive_limit_slow_start_then_backs_off_then_grows_slowly() -> None:
     clock = Clock()
-    limit = AdaptiveLimit(initial=10, minimum=2, cooldown_s=1.0, clock=clock)
+    limit = AdaptiveLimit(initial=10, minimum=2, cooldown_s=1.0, window=10, clock=clock)
     for _ in range(10):
         await limit.acquire()
     await limit.release(True, 0.1)  # busy and fast, in slow start: +1
     assert limit.limit == 11
-    await limit.release(False, 0.1)  # congested (timeout or 429): cut, slow start ends
+    await limit.release(False, 0.1)  # one congested call of ten: a share of 0.1, no cut yet
+    assert limit.limit == 11
+    await limit.release(False, 0.1)  # the share reaches 0.19 ≥ 0.15: cut, slow start ends
     assert limit.limit == pytest.approx(8.25) and not limit.slow_start
     await limit.release(False, 0.1)  # same cooldown window: one cut per burst
     assert limit.limit == pytest.approx(8.25)
@@ -155,7 +157,7 @@ async def test_adaptive_limit_slow_start_then_backs_off_then_grows_slowly() -> N
 async def test_adaptive_limit_wakes_waiters_in_order_one_slot_each() -> None:
     import asyncio
 
-    limit = AdaptiveLimit(initial=4, minimum=1)
+    limit = AdaptiveLimit(initial=4, minimum=1, window=1)
     for _ in range(4):
         await limit.acquire()
     order: list[int] = []
@@ -184,20 +186,26 @@ async def test_adaptive_limit_wakes_waiters_in_order_one_slot_each() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def test_adaptive_limit_ignores_a_slow_tail_but_not_a_slower_platform() -> None:
+async def test_adaptive_limit_keeps_a_slower_platform_busy_and_ignores_a_tails_timeouts() -> None:
+    """A platform that slows down by itself needs more calls in flight, not fewer; the rare
+    timeouts of a heavy tail are not congestion; a storm of 429s is."""
     clock = Clock()
     limit = AdaptiveLimit(initial=10, minimum=2, cooldown_s=0.0, clock=clock)
-    for _ in range(200):
-        await limit.acquire()
-        await limit.release(True, 0.8)
+
+    async def calls(n: int, seconds: float, congested_every: int = 0) -> None:
+        for i in range(n):
+            limit.in_flight = int(limit.limit)  # every slot busy (no waiting: cuts shrink it)
+            congested = congested_every > 0 and i % congested_every == 0
+            await limit.release(not congested, seconds)
+
+    await calls(200, 0.8)
     settled = limit.limit
-    await limit.acquire()
-    await limit.release(True, 9.0)  # one call from the heavy tail
+    await calls(300, 4.0)  # the platform itself slows down fivefold
     assert limit.limit >= settled
-    for _ in range(100):  # the platform itself slows down fivefold
-        await limit.acquire()
-        await limit.release(True, 4.0)
-    assert limit.limit < settled
+    await calls(600, 4.0, congested_every=14)  # 7% of calls time out: a heavy tail
+    assert limit.limit >= settled
+    await calls(60, 0.1, congested_every=2)  # half the calls answered 429: congestion
+    assert limit.limit < settled / 2
 
 
 def test_breaker_half_open_with_silent_probes_reopens_and_accepting_reserves_nothing() -> None:
@@ -218,7 +226,7 @@ def test_breaker_half_open_with_silent_probes_reopens_and_accepting_reserves_not
 async def test_adaptive_limit_climbs_back_fast_after_a_deep_cut() -> None:
     clock = Clock()
     limit = AdaptiveLimit(initial=200, minimum=4, cooldown_s=0.0, clock=clock)
-    for _ in range(20):  # an outage: timeouts cut it to the minimum
+    for _ in range(40):  # a hung platform: every call times out, the limit falls to the minimum
         await limit.acquire()
         await limit.release(False, 0.1)
     assert limit.limit == 4
