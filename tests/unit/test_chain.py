@@ -39,3 +39,20 @@ def test_links_are_checked_in_order() -> None:
     assert "edited" in (check_link(1, GENESIS, first, "0" * 64) or "")
     assert "missing" in (check_link(1, GENESIS, Event(2, *BASE[1:]), "") or "")
     assert "reordered" in (check_link(1, "f" * 64, first, first.digest()) or "")
+
+
+def test_the_one_format_encoding_is_the_netstring_encoding() -> None:
+    """The fast path (ASCII ids) and the field-by-field netstrings hash the same bytes."""
+    import hashlib
+
+    from kaipiao.ledger.chain import _TAG, _field, event_hash
+
+    def netstrings(*fields: str | None) -> str:
+        return hashlib.sha3_256(_TAG + b"".join(_field(f) for f in fields)).hexdigest()
+
+    args = ("inv_1", "sel_1", "issued", "2026-11-26T08:00:00.000001Z",
+            '{"buyer":"上海某某","n":1}', "ab" * 32)  # fmt: skip
+    assert event_hash(7, *args) == netstrings("7", *args)
+    # A non-ASCII id takes the field-by-field path; an absent id too.
+    assert event_hash(7, "发票1", *args[1:]) == netstrings("7", "发票1", *args[1:])
+    assert event_hash(7, None, *args[1:]) == netstrings("7", None, *args[1:])

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kaipiao.ledger import merkle
-from kaipiao.ledger.chain import GENESIS, Event, check_link, stored_digest_matches, time_text
+from kaipiao.ledger.chain import GENESIS, Event, check_link, event_hash, time_text
 from kaipiao.ledger.signing import Checkpoint, Signer, key_id, verify_checkpoint
 from kaipiao.services.errors import NotFound, ServiceError
 from kaipiao.store import ledger as repo
@@ -226,8 +226,8 @@ async def verify(
             for seq, invoice_id, seller_id, type_, created, payload, prev_hash, digest in rows:
                 when = time_text(created)
                 linked = seq == expected and prev_hash == prev
-                if not linked or not stored_digest_matches(
-                    seq, invoice_id, seller_id, type_, when, payload, prev_hash, digest
+                if not linked or digest != event_hash(
+                    seq, invoice_id, seller_id, type_, when, payload, prev_hash
                 ):
                     # The slow path names what is wrong.
                     event = Event(seq, invoice_id, seller_id, type_, when, payload, prev_hash)
