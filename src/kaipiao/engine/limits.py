@@ -80,9 +80,8 @@ class AdaptiveLimit:
                 self.in_flight += 1
                 waiter.set_result(None)
 
-    async def release(self, ok: bool, seconds: float, *, answered: bool = True) -> None:
-        """Return a slot: `ok` False marks the call congested (timeout, throttled). `seconds` and
-        `answered` describe the call for callers' bookkeeping; latency does not move the limit."""
+    async def release(self, ok: bool) -> None:
+        """Return a slot: `ok` False marks the call congested (timeout, throttled)."""
         self.congestion += ((not ok) - self.congestion) / self.window
         self.peak = max(self.limit, self.peak * 0.9999)  # a peak from long ago fades
         if ok:

@@ -381,7 +381,7 @@ class Worker:
                 outcome = await self._submit(invoice, seller)
         except BaseException as exc:
             breaker.record(True, time.monotonic() - started)
-            await limit.release(False, time.monotonic() - started, answered=False)
+            await limit.release(False)
             self.observer.call(
                 _endpoint(invoice, phase), invoice.region, type(exc).__name__.lower(),
                 time.monotonic() - started,
@@ -394,23 +394,23 @@ class Worker:
             )
         if outcome is None:  # our lease ran out before sending: leave the invoice to its owner
             breaker.record(False, 0.0)
-            await limit.release(True, 0.0, answered=False)
+            await limit.release(True)
             return
         if isinstance(outcome, NotFound):  # not yet trusted: an earlier send may still land
             breaker.record(False, elapsed)  # the platform answered: that is a healthy call
             self.budget.success()
-            await limit.release(True, elapsed)
+            await limit.release(True)
             await self._wait_for_settle(item)
             return
         kind = classify(outcome)
         failed = kind in (OutcomeClass.SAFE, OutcomeClass.VERIFY)
         breaker.record(failed, elapsed)
-        # The concurrency limit reacts to congestion only (slow answers, timeouts, 429); error
+        # The concurrency limit reacts to congestion only (timeouts, 429); error
         # rates are the breaker's business. (Measured: cutting on the normal profile's random
         # 0.5% failures pinned the limit near 60 calls in flight, a quarter of what 300/s needs.)
         timed_out = isinstance(outcome, Ambiguous) and "Timeout" in outcome.reason
         congested = kind is OutcomeClass.WAIT or timed_out
-        await limit.release(not congested, elapsed, answered=not failed and not congested)
+        await limit.release(not congested)
         if kind not in (OutcomeClass.SAFE, OutcomeClass.VERIFY, OutcomeClass.WAIT):
             # Any definite answer shows a healthy platform and earns retry budget (measured: with
             # only issues counted, queries answered "not found yet" after an outage left the
