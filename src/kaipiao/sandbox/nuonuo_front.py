@@ -30,7 +30,14 @@ import aiohttp
 
 from kaipiao.domain.invoice import Buyer
 from kaipiao.platform.nuonuo.signing import verify
-from kaipiao.platform.outcomes import Duplicate, Issued, NotFound, Pending, Rejected
+from kaipiao.platform.outcomes import (
+    Duplicate,
+    Issued,
+    NotFound,
+    Pending,
+    QueryOutcome,
+    Rejected,
+)
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine, RedRequest
 from kaipiao.sandbox.http1 import Request, Response, json_response
 from kaipiao.sandbox.state import Record
@@ -243,8 +250,7 @@ class NuonuoFront:
         state = server.state
         found: list[Record] = []
 
-        def look(now: datetime) -> NotFound:
-            state.settle_all(now)
+        def look(now: datetime) -> QueryOutcome:
             for number in wanted:
                 if serials:
                     key = int(number) if str(number).isdigit() else 0
@@ -252,7 +258,16 @@ class NuonuoFront:
                         found.append(state.records[key - 1])
                 else:
                     found.extend(state.by_serial.get(str(number), []))
-            return NotFound()
+            state.settle(found, now)
+            # What the first entry shows, for the call counts in the stats.
+            first = found[0] if found else None
+            if first is None:
+                return NotFound()
+            if first.status == "issued" and first.invoice_number and first.issued_at:
+                return Issued(first.invoice_number, first.issued_at)
+            if first.status == "pending":
+                return Pending()
+            return Rejected(first.error or "platform_failed", "the platform failed to issue it")
 
         _, response = await server._faulty(request, "nuonuo.query", None, None, look,
                                            mutating=False)  # fmt: skip
@@ -316,7 +331,7 @@ class NuonuoFront:
 
         async def call() -> None:
             await asyncio.sleep(delay + 0.05)
-            server.state.settle_all(server.clock())
+            server.state.settle([record], server.clock())
             body = self._status(record, server.clock())
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with aiohttp.ClientSession() as http:

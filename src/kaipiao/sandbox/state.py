@@ -182,6 +182,11 @@ class SandboxState:
             self._assign_number(record, record.final_at)
         self._save(record)
 
+    def settle(self, records: list[Record], now: datetime) -> None:
+        """Finish these records if their time has come (a query looks at a few, not all)."""
+        for record in records:
+            self._settle(record, now)
+
     def settle_all(self, now: datetime) -> None:
         for record in self.records:
             if record.status == "pending":

@@ -165,8 +165,8 @@ class NuonuoPlatform:
             return Unavailable("Nuonuo answered 503", retry_after_of(answer))
         return Ambiguous(f"unexpected answer {answer.status}")
 
-    async def _submit(self, method: str, body: dict[str, Any]) -> IssueOutcome | _Reply:
-        """A mutating call: its reply when the envelope says OK, else the outcome."""
+    async def _send(self, method: str, body: dict[str, Any]) -> IssueOutcome | _Reply:
+        """A mutating call: its envelope, whatever its code, or the transport's outcome."""
         try:
             answer = await self._call(method, body)
         except NOT_SENT as exc:
@@ -174,9 +174,12 @@ class NuonuoPlatform:
         except (TimeoutError, aiohttp.ClientError) as exc:
             return Ambiguous(f"no answer: {type(exc).__name__}")
         reply = self._reply(answer)
-        if reply is None:
-            return self._http_outcome(answer)
-        return self._meaning(reply)
+        return self._http_outcome(answer) if reply is None else reply
+
+    async def _submit(self, method: str, body: dict[str, Any]) -> IssueOutcome | _Reply:
+        """A mutating call: its reply when the envelope says OK, else the outcome."""
+        sent = await self._send(method, body)
+        return self._meaning(sent) if isinstance(sent, _Reply) else sent
 
     def _meaning(self, reply: _Reply) -> IssueOutcome | _Reply:
         meaning = self.config.codes.meaning(reply.code)
@@ -239,9 +242,12 @@ class NuonuoPlatform:
 
     async def issue_red(self, request: RedRequest) -> IssueOutcome:
         m = self.config.methods
-        filed = await self._submit(m.red_confirm, bodies.red_confirm_body(request))
-        if isinstance(filed, Ambiguous) and "already submitted" in filed.reason:
-            filed = await self._submit(m.red_confirm_query, bodies.red_confirm_query_body(request))
+        filed = await self._send(m.red_confirm, bodies.red_confirm_body(request))
+        if isinstance(filed, _Reply) and self.config.codes.meaning(filed.code) is Meaning.DUPLICATE:
+            # Filed before (a retry after a lost answer): look the form up instead.
+            filed = await self._send(m.red_confirm_query, bodies.red_confirm_query_body(request))
+        if isinstance(filed, _Reply):
+            filed = self._meaning(filed)
         if not isinstance(filed, _Reply):
             return filed
         form = filed.result[0] if isinstance(filed.result, list) and filed.result else filed.result
