@@ -61,8 +61,9 @@ def run_drill_command(
                                 backlog=0)  # fmt: skip
 
             def progress(phase: str, elapsed: float, total: float, counts: dict[str, int]) -> None:
-                bar.update(task, description=phase, completed=min(elapsed, duration))
-                bar.tasks[task].fields.update(counts)
+                bar.update(task, description=phase, completed=min(elapsed, duration),
+                           sent=counts["sent"], accepted=counts["accepted"],
+                           issued=counts["issued"], backlog=counts["backlog"])  # fmt: skip
 
             try:
                 report = asyncio.run(run_drill(config, progress))

@@ -92,10 +92,10 @@ COLOURS = {"kaipiao": "#1f77b4", "naive": "#d62728"}
 
 def _path(points: Sequence[tuple[float, float]], sx: float, sy: float, y0: float) -> str:
     parts: list[str] = []
-    for i, (x, y) in enumerate(points):
+    for x, y in points:
         if math.isnan(y):
             continue
-        parts.append(f"{'M' if i == 0 or not parts else 'L'}{PAD + x * sx:.1f},{y0 - y * sy:.1f}")
+        parts.append(f"{'L' if parts else 'M'}{PAD + x * sx:.1f},{y0 - y * sy:.1f}")
     return " ".join(parts)
 
 

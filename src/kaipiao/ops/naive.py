@@ -18,7 +18,6 @@ import argparse
 import json
 import threading
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,10 @@ from typing import Any
 import urllib3
 from urllib3.util.retry import Retry
 
+from kaipiao.api.schemas import InvoiceCreate
 from kaipiao.domain.codes import new_serial_no
 from kaipiao.domain.errors import DomainError
-from kaipiao.domain.invoice import (
-    Buyer,
-    InvoiceRequest,
-    InvoiceType,
-    LineRequest,
-    SellerPolicy,
-    price_invoice,
-)
+from kaipiao.domain.invoice import SellerPolicy, price_invoice
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine
 from kaipiao.platform.wire import encode_invoice
 
@@ -47,28 +40,10 @@ RETRY = Retry(
 TIMEOUT = urllib3.Timeout(connect=2.0, read=5.0)
 
 
-def _request(body: dict[str, Any]) -> InvoiceRequest:
-    lines = tuple(
-        LineRequest(
-            name=line["name"], tax_code=line["tax_code"], quantity=Decimal(line["quantity"]),
-            unit_price=Decimal(line["unit_price"]), tax_rate=line["tax_rate"],
-            price_includes_tax=bool(line.get("price_includes_tax", False)),
-            spec=line.get("spec"), unit=line.get("unit"),
-        )
-        for line in body["lines"]
-    )  # fmt: skip
-    return InvoiceRequest(
-        order_id=body["order_id"],
-        invoice_type=InvoiceType(body.get("invoice_type", "normal")),
-        buyer=Buyer(**body["buyer"]),
-        lines=lines,
-        remark=body.get("remark"),
-    )
-
-
-def platform_body(body: dict[str, Any], seller: dict[str, str]) -> dict[str, Any]:
-    """The platform request for a `POST /v1/invoices` body, priced by the domain rules."""
-    priced = price_invoice(_request(body), SellerPolicy())
+def platform_body(body: bytes, seller: dict[str, str]) -> dict[str, Any]:
+    """The platform request for a `POST /v1/invoices` body (parsed by kaipiao's own schema,
+    priced by the domain rules)."""
+    priced = price_invoice(InvoiceCreate.model_validate_json(body).to_domain(), SellerPolicy())
     invoice = PlatformInvoice(
         serial_no=new_serial_no(datetime.now(UTC)),
         order_ref=priced.request.order_id,
@@ -130,8 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(401, {"code": "unauthenticated"})
             return
         try:
-            request = platform_body(json.loads(body), seller)
-        except (ValueError, KeyError, TypeError, InvalidOperation, DomainError) as exc:
+            request = platform_body(body, seller)
+        except (ValueError, DomainError) as exc:  # a pydantic ValidationError is a ValueError
             self._answer(400, {"code": "invalid_request", "detail": str(exc)})
             return
         with self.server.slots:  # a full pool queues the caller, as a servlet container does

@@ -87,10 +87,14 @@ def _eligible(
             else:
                 keep.append(row.id)
     chosen = set(keep)
-    referencing = conn.execute(
-        select(invoices.c.original_id, invoices.c.id).where(invoices.c.original_id.is_not(None))
-    ).all()
-    held = {original for original, red in referencing if original in chosen and red not in chosen}
+    held: set[str] = set()
+    for start in range(0, len(keep), BATCH):  # red invoices of the chosen ones, not the table
+        referencing = conn.execute(
+            select(invoices.c.original_id, invoices.c.id).where(
+                invoices.c.original_id.in_(keep[start : start + BATCH])
+            )
+        )
+        held |= {original for original, red in referencing if red not in chosen}
     result.still_referenced = len(held)
     return sorted(chosen - held)
 
