@@ -310,7 +310,7 @@ class NaiveDeployment:
         g = self.generator
         if g is None:
             return None
-        return Tick(t, g.sent - len(g.samples), sum(1 for s in g.samples if s.ok))
+        return Tick(t, g.sent - len(g.samples), g.ok)
 
     async def stop(self) -> None:
         if self.proc is not None:
@@ -386,7 +386,7 @@ async def _drive(
                 if t >= total:
                     return
                 if progress is not None:
-                    accepted = sum(1 for s in gen.samples if s.ok)
+                    accepted = gen.ok
                     progress(f"{name}: {phase(t)}", t, total, {
                         "sent": gen.sent, "accepted": accepted,
                         "backlog": point.backlog if point else -1,

@@ -98,6 +98,7 @@ class LoadGenerator:
         self.progress = progress
         self.samples: list[Sample] = []
         self.sent = 0
+        self.ok = 0  # answered 2xx so far (progress reads it every second: no rescans)
         self._started = 0.0
         self._session: aiohttp.ClientSession | None = None
 
@@ -139,6 +140,7 @@ class LoadGenerator:
             status = CONNECT_ERROR
         sample = Sample(sent_at, time.monotonic() - started, status, order_id, seller)
         self.samples.append(sample)
+        self.ok += sample.ok
         return sample
 
     def _report(self) -> None:
