@@ -8,6 +8,7 @@ Every field can be set by a CLI flag or by the environment variable `KAIPIAO_<FI
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -95,6 +96,14 @@ class Settings(BaseSettings):
         if value < 6:
             raise ValueError("retention_years must be at least 6: kaipiao keeps tax records "
                              "for six years or more")  # fmt: skip
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _a_directory(cls, value: Path) -> Path:
+        # Path() folds `scheme://` to `scheme:/`: a URL given here would become a directory tree.
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/", str(value)):
+            raise ValueError("data_dir is a directory, not a database URL (use --database-url)")
         return value
 
     @field_validator("database_url")

@@ -27,6 +27,9 @@ def test_invalid_settings_are_refused() -> None:
         Settings(database_url="mysql://x/y")
     with pytest.raises(ValidationError, match="port"):
         Settings(port=70000)
+    with pytest.raises(ValidationError, match="not a database URL"):
+        Settings(data_dir="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    assert Settings(data_dir="sqlite-data").data_dir == Path("sqlite-data")
 
 
 def test_cli_lists_commands_and_version() -> None:
