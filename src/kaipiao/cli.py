@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -451,16 +452,19 @@ def ledger_verify(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
+        started = time.monotonic()
         verdict = _run_db(
             settings,
             lambda db: ledger.verify(db, public, published=heads, progress=progress),
         )
+        elapsed = max(time.monotonic() - started, 1e-6)
     if not verdict.ok:
         typer.echo(f"ledger BROKEN at event {verdict.bad_seq}: {verdict.problem}", err=True)
         raise typer.Exit(1)
     typer.echo(
         f"ledger OK: {verdict.events} events, {verdict.checkpoints} signed checkpoints, "
-        f"{verdict.published} published heads match"
+        f"{verdict.published} published heads match ({elapsed:.1f} s, "
+        f"{verdict.events / elapsed:,.0f} events/s)"
     )
     for note in verdict.notes:
         typer.echo(f"  note: {note}")

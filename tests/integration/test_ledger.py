@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,23 @@ from kaipiao.ledger.signing import Signer, public_pem
 from kaipiao.services import ledger
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
+from kaipiao.store.events import append_event
 from tests.engine_support import accept
 from tests.factories import OTHER_SELLER_TAX_ID, SELLER_TAX_ID, invoice_body
 from tests.integration.conftest import Api
+
+
+@pytest.fixture(autouse=True, params=["native", "segments", "python"])
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test three times: with the compiled verification loop over the chain in one piece,
+    in segments walked at once (as long chains are), and with the pure-Python loop."""
+    if request.param != "python" and not ledger.NATIVE:
+        pytest.fail("the compiled ledger walker was not built (see setup.py)")
+    monkeypatch.setattr(ledger, "NATIVE", request.param != "python")
+    if request.param == "segments":
+        monkeypatch.setattr(ledger, "SEGMENT_MIN", 3)
+        monkeypatch.setattr(ledger.os, "cpu_count", lambda: 4)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -95,6 +110,39 @@ async def test_concurrent_writers_leave_no_gap_and_no_fork(
     assert [r.seq for r in rows] == list(range(1, 61))
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
     assert (await ledger.verify(database, signer.public)).ok
+
+
+ODD_TIMES = [
+    datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),  # before PostgreSQL's epoch
+    datetime(2000, 1, 1, tzinfo=UTC),
+    datetime(2028, 2, 29, 12, 0, 0, 500_000, tzinfo=UTC),  # a leap day, trailing zeros
+    datetime(2026, 11, 27, 9, 30, 1, 7, tzinfo=UTC),
+    datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC),
+]
+ODD_TEXT = ["tab\there", "line\nbreak", "back\\slash \\N", "税号 91330106", "🧾", "\x7f\r"]
+
+
+async def test_events_at_odd_times_and_with_odd_text_verify_and_an_edit_is_found(
+    database: Database, signer: Signer
+) -> None:
+    """The compiled walk reads PostgreSQL's binary times and SQLite's stored text itself: every
+    time and every byte must come out as the Python reference hashes them."""
+
+    def write(conn: Any) -> None:
+        for i, (when, note) in enumerate(itertools.product(ODD_TIMES, ODD_TEXT)):
+            append_event(
+                conn, invoice_id=None if i % 4 == 0 else f"inv_{i}", seller_id="sel_odd",
+                type="noted", payload={"note": note, "i": i}, now=when,
+            )  # fmt: skip
+
+    await database.write(write)
+    await ledger.make_checkpoint(database, signer, now=utcnow())
+    verdict = await ledger.verify(database, signer.public)
+    assert verdict.ok and verdict.events == len(ODD_TIMES) * len(ODD_TEXT), verdict.problem
+    await _sql(database, "UPDATE ledger_events SET payload = replace(payload, '税', '锐') "
+                         "WHERE seq = 22")  # fmt: skip
+    verdict = await ledger.verify(database, signer.public)
+    assert (verdict.bad_seq, "edited" in (verdict.problem or "")) == (22, True), verdict.problem
 
 
 TAMPERING = {

@@ -1,15 +1,17 @@
 """Reading the ledger for verification and proofs, and storing checkpoints.
 
-Verification reads every event, so it bypasses SQLAlchemy's per-row machinery: rows come straight
-from the driver in large chunks (sqlite3 in a thread; asyncpg's server-side cursor).
+Verification reads every event, so it bypasses SQLAlchemy's per-row machinery. With the compiled
+walker (`kaipiao.ledger._walk`) no Python object is made per event: it reads the SQLite file
+itself, or PostgreSQL's binary COPY; without it, rows come straight from the driver in large
+chunks (sqlite3 in a thread; asyncpg's server-side cursor).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -19,10 +21,103 @@ from kaipiao.store.database import Database
 from kaipiao.store.tables import ledger_checkpoints, ledger_head
 
 CHUNK = 20_000
+PIPE_BYTES = 1 << 20
 CHAIN_QUERY = (
     "SELECT seq, invoice_id, seller_id, type, created_at, payload, prev_hash, hash "
     "FROM ledger_events WHERE seq IS NOT NULL ORDER BY seq"
 )
+Progress = Callable[[int], None]
+
+
+class ChainWalker(Protocol):
+    """What `walk` drives: kaipiao.ledger._walk.Walker."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def bad(self) -> tuple[Any, ...] | None: ...
+    def feed_copy(self, data: bytes) -> int: ...
+    def end_copy(self) -> None: ...
+    def open_sqlite(self, path: str, sql: str) -> None: ...
+    def step_sqlite(self, most: int) -> int: ...
+    def close(self) -> None: ...
+
+
+def _between(query: str, after: int, upto: int | None) -> str:
+    bounds = f" AND seq > {int(after)}" + ("" if upto is None else f" AND seq <= {int(upto)}")
+    return query.replace(" ORDER BY seq", bounds + " ORDER BY seq")
+
+
+def hashes_at(conn: Connection, seqs: list[int]) -> dict[int, str]:
+    """The stored hashes of the events with these sequence numbers (those that exist)."""
+    if not seqs:
+        return {}
+    listed = ",".join(str(int(s)) for s in seqs)
+    rows = conn.exec_driver_sql(
+        f"SELECT seq, hash FROM ledger_events WHERE seq IN ({listed})"  # noqa: S608 (integers)
+    ).all()
+    return {int(seq): str(digest) for seq, digest in rows if digest is not None}
+
+
+async def walk(
+    db: Database,
+    walker: ChainWalker,
+    progress: Progress,
+    *,
+    after: int = 0,
+    upto: int | None = None,
+) -> None:
+    """Feed the chain's events with `after < seq <= upto` (all by default), in order and on one
+    snapshot, to `walker`; it stops at the first bad event. `progress` is called with the events
+    checked so far, every `CHUNK` events or so. Each call reads on its own connection, so
+    segments of one chain can be walked at once, one per core (the walker computes without
+    Python's global lock)."""
+    if db.dialect == "sqlite":
+        path = db.url.split(":///", 1)[1]
+        sql = _between(CHAIN_QUERY, after, upto)
+        await asyncio.to_thread(walker.open_sqlite, path, sql)
+        try:
+            while await asyncio.to_thread(walker.step_sqlite, CHUNK) == CHUNK:
+                progress(walker.size)
+        finally:
+            walker.close()
+        progress(walker.size)
+        return
+    # Pipelined: the walker checks one megabyte (in a thread, without the global lock) while the
+    # driver receives the next (measured: 330,000 events/s fed chunk by chunk, 440,000 so).
+    received: list[bytes] = []
+    size = 0
+    checking: asyncio.Future[int] | None = None
+
+    async def check(data: bytes) -> None:
+        nonlocal checking
+        if checking is not None:
+            await checking
+            progress(walker.size)
+        checking = asyncio.ensure_future(asyncio.to_thread(walker.feed_copy, data))
+
+    async def feed(data: bytes) -> None:
+        nonlocal size
+        received.append(data)
+        size += len(data)
+        if size >= PIPE_BYTES:
+            await check(b"".join(received))
+            received.clear()
+            size = 0
+
+    async with db.raw_postgres() as pg:
+        # Binary COPY: PostgreSQL neither formats nor escapes anything (measured: text COPY with
+        # the time formatted by to_char held verification to 290,000 events/s).
+        try:
+            await pg.copy_from_query(
+                _between(CHAIN_QUERY, after, upto), output=feed, format="binary"
+            )
+        finally:
+            if checking is not None:
+                await checking
+    walker.feed_copy(b"".join(received))
+    walker.end_copy()
+    progress(walker.size)
 
 
 async def stream(
