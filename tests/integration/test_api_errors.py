@@ -185,3 +185,17 @@ async def test_unpaired_surrogates_are_invalid_text_not_a_crash(api: Api) -> Non
     )
     data = problem(response, 422, "invalid_request")
     assert "surrogate" in data["detail"]
+
+
+@pytest.mark.parametrize("field", ["remark", "order_id", "buyer.name", "lines.0.name"])
+async def test_a_nul_character_is_invalid_text_on_every_store(api: Api, field: str) -> None:
+    raw = invoice_body()
+    *path, last = field.split(".")
+    target: Any = raw
+    for part in path:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[last] = "a\u0000b"
+    problem(await api.post(raw), 422, "invalid_request")
+    # An escaped backslash before "u0000" is plain text, not a NUL.
+    raw = invoice_body(remark="C:\\u0000")
+    assert (await api.post(raw)).status_code == 202

@@ -28,6 +28,10 @@ PATH = "/v1/invoices"
 # A lone UTF-16 surrogate can only arrive as a \uD800–\uDFFF escape; pydantic's JSON parser
 # refuses it as malformed, which would hide the real fault from the caller.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# U+0000 can only arrive as a \u0000 escape (an odd run of backslashes before it: an even run
+# is escaped backslashes and then plain text). PostgreSQL's text cannot hold it, and no invoice
+# field has a use for it: refused on every store alike, rather than a crash on one of them.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 MAX_KEY = 255
 
 
@@ -51,6 +55,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def parse_invoice(body: bytes) -> InvoiceCreate:
     """The request body as an `InvoiceCreate`; Problem (400/422) if it is not one."""
+    if b"\\u0000" in body and _NUL_ESCAPE.search(body):
+        raise Problem(
+            "invalid_request",
+            "the body contains a NUL character (U+0000), which no invoice field may hold",
+            errors=[{"loc": [], "msg": "NUL character (U+0000)", "code": "invalid_text"}],
+        )
     try:
         return InvoiceCreate.model_validate_json(body)
     except ValidationError as exc:
