@@ -2,12 +2,19 @@
 
 Both servers run under uvicorn (uvloop, httptools, one process) pinned to core 0; wrk (one
 thread, `--connections` keep-alive connections, a fresh order id per request) runs on core 1.
-The baseline (bench/baseline_app.py) is raw Starlette doing one INSERT + commit of the body on the
-same database with the same durability settings. Reported per database: requests/s, p50/p99
-latency, and kaipiao / baseline (target ≥ 0.6).
+The baseline (bench/baseline_app.py) is raw Starlette doing one INSERT + commit of the body.
+
+Each server gets a 2 s warm-up before its measured run, and the whole set runs `--rounds` times
+interleaved; medians are compared.
+
+Issue 4's target: kaipiao on SQLite and kaipiao on PostgreSQL each reach ≥ 0.6× the baseline
+doing one durable SQLite insert (WAL, synchronous=FULL). The baseline is also run doing one
+asyncpg insert into PostgreSQL, and kaipiao on PostgreSQL is reported against that too: a
+stricter comparison than the issue's, printed so that the gap stays visible. Reported:
+requests/s, p50/p99 latency, ratios.
 
     apt-get install wrk        # once
-    .venv/bin/python bench/intake.py [--seconds 15] [--connections 32] [--databases sqlite,postgresql]
+    .venv/bin/python bench/intake.py [--seconds 10] [--rounds 3] [--connections 32] [--databases sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -49,6 +56,18 @@ def lua(headers: dict[str, str], tag: str) -> Path:
     return Path(script.name)
 
 
+WARMUP_S = 2.0
+
+
+def measure(
+    url: str, headers: dict[str, str], tag: str, connections: int, seconds: float
+) -> dict[str, float]:
+    """A warm-up of WARMUP_S (not counted: pools, prepared statements, caches), then the
+    measured run; each with its own order ids, so that no request repeats an earlier order."""
+    wrk.run(url, lua(headers, f"{tag}-warm-{uuid.uuid4().hex[:8]}"), connections, WARMUP_S)
+    return wrk.run(url, lua(headers, f"{tag}-{uuid.uuid4().hex[:8]}"), connections, seconds)
+
+
 def run_baseline(database: str, work: Path, connections: int, seconds: float) -> dict[str, float]:
     env = clean_env(BASELINE_DATABASE=database)
     command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "bench.baseline_app:app",
@@ -56,8 +75,8 @@ def run_baseline(database: str, work: Path, connections: int, seconds: float) ->
                "--no-access-log", "--log-level", "info"]  # fmt: skip
     server = start_process(command, work / "baseline.log", r"running on (http://\S+)", env=env)
     try:
-        script = lua({"Content-Type": "application/json"}, f"base-{uuid.uuid4().hex[:8]}")
-        return wrk.run(server.url, script, connections, seconds)
+        return measure(server.url, {"Content-Type": "application/json"}, "base", connections,
+                       seconds)  # fmt: skip
     finally:
         server.stop()
 
@@ -94,46 +113,68 @@ def run_kaipiao(
     )
     try:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        return wrk.run(server.url, lua(headers, f"kp-{uuid.uuid4().hex[:8]}"), connections, seconds)
+        return measure(server.url, headers, "kp", connections, seconds)
     finally:
         server.stop()
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median rate (its latencies with it)."""
+    return sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="intake benchmark")
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="each server this many times, interleaved; medians are compared")  # fmt: skip
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/intake.py needs wrk: apt-get install wrk")
-    print(f"{args.connections} connections, {args.seconds:.0f} s per run, server on one core")
-    for database in args.databases.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            if database == "sqlite":
-                base = run_baseline(
-                    f"sqlite:{work / 'baseline.db'}", work, args.connections, args.seconds
-                )
-                ours = run_kaipiao(None, work, args.connections, args.seconds)
-            else:
+    databases = args.databases.split(",")
+    print(f"{args.connections} connections, {args.seconds:.0f} s per run, server on one core, "
+          f"{args.rounds} interleaved rounds (medians)")  # fmt: skip
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for round_ in range(args.rounds):  # every server once a round, so drift hits all alike
+        for database in databases:
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
                 name = f"kaipiao_bench_{uuid.uuid4().hex[:8]}"
-                url = create_pg_database(name)
+                if database == "sqlite":
+                    base_url, kaipiao_url = f"sqlite:{work / 'baseline.db'}", None
+                else:
+                    base_url = kaipiao_url = create_pg_database(name).replace("+asyncpg", "")
                 try:
-                    base = run_baseline(
-                        url.replace("+asyncpg", ""), work, args.connections, args.seconds
-                    )
-                    ours = run_kaipiao(
-                        url.replace("+asyncpg", ""), work, args.connections, args.seconds
-                    )
+                    for who in ("baseline", "kaipiao"):
+                        if who == "baseline":
+                            r = run_baseline(base_url, work, args.connections, args.seconds)
+                        else:
+                            r = run_kaipiao(kaipiao_url, work, args.connections, args.seconds)
+                        runs.setdefault((database, who), []).append(r)
+                        print(f"  round {round_ + 1}  {database:<10} {who:<8} {r['rate']:7.0f} req/s",
+                              flush=True)  # fmt: skip
                 finally:
-                    drop_pg_database(name)
-        for name, r in (("baseline", base), ("kaipiao", ours)):
-            print(f"  {database:<10} {name:<8} {r['rate']:7.0f} req/s   p50 {r['p50'] * 1000:6.1f} ms"
-                  f"   p99 {r['p99'] * 1000:6.1f} ms   non-2xx {r['non2xx']:.0f}")  # fmt: skip
-        ratio = ours["rate"] / base["rate"]
-        print(f"  {database:<10} kaipiao / baseline = {ratio:.2f}  (target ≥ 0.60: "
-              f"{'met' if ratio >= 0.6 else 'NOT met'})")  # fmt: skip
+                    if database == "postgresql":
+                        drop_pg_database(name)
+    results = {key: _median(value) for key, value in runs.items()}
+    print("medians:")
+    for (database, who), r in results.items():
+        print(f"  {database:<10} {who:<8} {r['rate']:7.0f} req/s   p50 {r['p50'] * 1000:6.1f} ms"
+              f"   p99 {r['p99'] * 1000:6.1f} ms   non-2xx {r['non2xx']:.0f}")  # fmt: skip
+    if ("sqlite", "baseline") in results:
+        reference = results["sqlite", "baseline"]["rate"]
+        print("issue 4's target: kaipiao ≥ 0.60 × the baseline's durable SQLite insert")
+        for database in ("sqlite", "postgresql"):
+            if (database, "kaipiao") in results:
+                ratio = results[database, "kaipiao"]["rate"] / reference
+                print(f"  kaipiao on {database:<10} / SQLite baseline = {ratio:.2f}  "
+                      f"({'met' if ratio >= 0.6 else 'NOT met'})")  # fmt: skip
+    if ("postgresql", "baseline") in results:
+        ratio = results["postgresql", "kaipiao"]["rate"] / results["postgresql", "baseline"]["rate"]
+        print(f"stricter, for information: kaipiao on PostgreSQL / baseline's asyncpg insert = "
+              f"{ratio:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

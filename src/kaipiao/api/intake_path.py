@@ -90,7 +90,7 @@ async def accept_invoice(
         idempotency_key=key,
         idempotency_ttl=state.idempotency_ttl,
     )
-    state.metrics.intake_accepted.labels("accepted" if answer.status == 202 else "existing").inc()
+    state.metrics.accepted("accepted" if answer.status == 202 else "existing")
     return answer
 
 

@@ -69,9 +69,26 @@ class Metrics:
 
         self._calls: dict[tuple[str, str, str], Counter] = {}
         self._timers: dict[tuple[str, str], Histogram] = {}
+        self._requests: dict[tuple[str, str, int], Histogram] = {}
+        self._accepted: dict[str, Counter] = {}
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    # -- the API's, per request (children cached like the engine's below) ----------------------
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        timer = self._requests.get((route, method, status))
+        if timer is None:
+            timer = self._requests[route, method, status] = self.http_duration.labels(
+                route, method, str(status)
+            )
+        timer.observe(seconds)
+
+    def accepted(self, outcome: str) -> None:
+        counter = self._accepted.get(outcome)
+        if counter is None:
+            counter = self._accepted[outcome] = self.intake_accepted.labels(outcome)
+        counter.inc()
 
     # -- the engine's observer ----------------------------------------------------------------
     def call(self, endpoint: str, region: str, outcome: str, seconds: float) -> None:

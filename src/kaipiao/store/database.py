@@ -232,15 +232,27 @@ class _SqliteWriter:
         return True
 
 
+class _AloneEach(Exception):
+    """A batch run without savepoints failed: run each of its jobs on its own."""
+
+
 class _PgBatcher:
-    """Group commit for batched units on PostgreSQL: one task takes everything queued while the
-    previous batch was committing and runs it in one transaction."""
+    """Group commit for batched units on PostgreSQL: everything queued while earlier batches
+    were committing goes in one transaction. Up to `IN_FLIGHT` transactions at once, so that the
+    process keeps working while a batch waits on the database (measured: with one at a time the
+    API process sat idle a fifth of the time under load); the chain head's row lock orders their
+    ledger events, and a batch that collides with another (a deadlock between two duplicate
+    orders) is retried item by item like any failed batch."""
+
+    IN_FLIGHT = 2
 
     def __init__(self, engine: AsyncEngine, stats: TransactionStats) -> None:
         self.engine = engine
         self.stats = stats
         self.loop = asyncio.get_running_loop()
         self.jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self.slots = asyncio.Semaphore(self.IN_FLIGHT)
+        self.running: set[asyncio.Task[None]] = set()
         self.task = self.loop.create_task(self._run(), name="kaipiao-pg-batcher")
 
     def submit(self, job: _Job) -> None:
@@ -249,19 +261,40 @@ class _PgBatcher:
     async def _run(self) -> None:
         while True:
             batch = [await self.jobs.get()]
+            await self.slots.acquire()  # while waiting for a slot, the batch grows
             while len(batch) < MAX_BATCH and not self.jobs.empty():
                 batch.append(self.jobs.get_nowait())
+            task = self.loop.create_task(self._commit(batch), name="kaipiao-pg-batch")
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        try:
             try:
-                async with self.engine.connect() as conn, conn.begin():
-                    outcomes = await conn.run_sync(self._in_transaction, batch)
-            except Exception as exc:  # connect, BEGIN or COMMIT failed: nothing is durable
-                self.stats.rollbacks += len(batch)
+                outcomes = await self._transaction(batch)
+            except _AloneEach:
+                # The batch failed without savepoints: each job again in its own transaction,
+                # so that only the one at fault fails.
+                outcomes = []
                 for job in batch:
-                    _deliver(job, None, exc)
-                continue
-            self.stats.count(outcomes)
-            for job, result, error in outcomes:
-                _deliver(job, result, error)
+                    try:
+                        outcomes.extend(await self._transaction([job]))
+                    except Exception as exc:  # this one's connect or commit failed
+                        outcomes.append((job, None, exc))
+        except Exception as exc:  # connect, BEGIN or COMMIT failed: nothing is durable
+            self.stats.rollbacks += len(batch)
+            for job in batch:
+                _deliver(job, None, exc)
+            return
+        finally:
+            self.slots.release()
+        self.stats.count(outcomes)
+        for job, result, error in outcomes:
+            _deliver(job, result, error)
+
+    async def _transaction(self, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+        async with self.engine.connect() as conn, conn.begin():
+            return await conn.run_sync(self._in_transaction, batch)
 
     @staticmethod
     def _in_transaction(
@@ -272,9 +305,22 @@ class _PgBatcher:
 
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         events.forget(conn)
+        runs = _runs(batch)
         try:
-            for run in _runs(batch):
-                outcomes.extend(_run_batch(conn, run, savepoint))
+            if len(runs) == 1 and len(batch) > 1 and batch[0].batch is not None:
+                # One run of one kind (intake under load): no savepoints, two round trips a
+                # batch fewer (measured: a fifth of a batch's own cost); if it fails, the
+                # whole transaction is rolled back and `_commit` runs each job alone.
+                try:
+                    results = batch[0].batch(conn, [job.item for job in batch])
+                except Exception as exc:
+                    raise _AloneEach from exc
+                if len(results) != len(batch):
+                    raise RuntimeError("a batch returned the wrong number of results")
+                outcomes = [(job, result, None) for job, result in zip(batch, results, strict=True)]
+            else:
+                for run in runs:
+                    outcomes.extend(_run_batch(conn, run, savepoint))
             events.seal(conn)
         except BaseException:
             # A connection lost mid-batch refuses even `conn.info` until rolled back: the
@@ -288,6 +334,8 @@ class _PgBatcher:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        if self.running:  # let the transactions under way finish and answer
+            await asyncio.gather(*self.running, return_exceptions=True)
         while not self.jobs.empty():
             _deliver(self.jobs.get_nowait(), None, RuntimeError("the database was closed"))
 

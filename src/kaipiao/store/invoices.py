@@ -19,9 +19,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Kind, Status, ensure_transition
-from kaipiao.store import webhooks
+from kaipiao.store import pgraw, webhooks
 from kaipiao.store.events import append_event
 from kaipiao.store.tables import invoices
+from kaipiao.store.types import UtcDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class StoredInvoice:
 
 _INSERT = insert(invoices)
 _COLUMNS = tuple(column.name for column in invoices.c)
+_TIMES = tuple(c.name for c in invoices.c if isinstance(c.type, UtcDateTime))
 _DEFAULTS: dict[str, Any] = {
     "invoice_number": None, "issued_at": None, "remark": None, "callback_url": None,
     "lease_owner": None, "lease_expires_at": None, "lease_token": 0, "resend_after": None,
@@ -114,14 +116,24 @@ def insert_invoice(conn: Connection, values: dict[str, Any]) -> StoredInvoice:
     return StoredInvoice(**row)
 
 
+_PG_INSERT_NEW = pgraw.json_insert(invoices, _COLUMNS, "ON CONFLICT DO NOTHING RETURNING id")
+
+
 def insert_new_invoices(conn: Connection, many: list[dict[str, Any]]) -> list[StoredInvoice | None]:
     """Insert several invoice rows in one statement, skipping any that would break a unique
     rule (the seller's order has its blue invoice already, or the serial is taken); each row
     comes back as stored, or None where it was skipped."""
     prepared = [_prepare(values) for values in many]
-    inserted = set(
-        conn.execute(_INSERT_NEW[conn.dialect.name], [params for _, params in prepared]).scalars()
-    )
+    if conn.dialect.name == "postgresql":
+        for _, params in prepared:
+            for name in _TIMES:
+                if params[name] is not None and params[name].tzinfo is None:
+                    raise ValueError("naive datetime given; kaipiao stores aware UTC times only")
+        rows = pgraw.rows_json([params for _, params in prepared])
+        inserted = {row[0] for row in pgraw.fetch(conn, _PG_INSERT_NEW, rows)}
+    else:
+        statement = _INSERT_NEW[conn.dialect.name]
+        inserted = set(conn.execute(statement, [params for _, params in prepared]).scalars())
     return [StoredInvoice(**row) if row["id"] in inserted else None for row, _ in prepared]
 
 
