@@ -33,7 +33,7 @@ from kaipiao.ledger.chain import GENESIS, event_hash, time_text
 from kaipiao.ledger.signing import Signer
 from kaipiao.services import intake, ledger
 from kaipiao.services.sellers import add_seller
-from kaipiao.store import events
+from kaipiao.store import events, pgraw
 from kaipiao.store.database import Database
 from kaipiao.store.events import canonical_json
 from kaipiao.store.migrate import upgrade
@@ -98,7 +98,8 @@ async def verification(db: Database, count: int, key: Path) -> tuple[float, floa
 
 def _unchained_seal(conn: Any) -> int:
     """The same events inserted the same way, without the head, sequence numbers or hashes:
-    the ledger switched off (on SQLite through the driver, as the real seal does)."""
+    the ledger switched off (through the driver, as the real seal does: sqlite3's cursor, or
+    asyncpg with the rows as one JSON array)."""
     pending = events._pending(conn)
     if not pending:
         return 0
@@ -112,7 +113,8 @@ def _unchained_seal(conn: Any) -> int:
              for e in pending],
         )  # fmt: skip
     else:
-        conn.execute(insert(ledger_events), pending)
+        columns = ["invoice_id", "seller_id", "type", "payload", "created_at"]
+        pgraw.execute(conn, pgraw.json_insert(ledger_events, columns), pgraw.rows_json(pending))
     pending.clear()
     return 0
 
