@@ -13,7 +13,6 @@ from kaipiao import __version__
 from kaipiao.api import problems
 from kaipiao.api.auth import KeyCache
 from kaipiao.api.guards import ASGIApp, BodyGuard, Observe, RateLimiter, Receive, Scope, Send
-from kaipiao.api.intake_path import PATH as INTAKE
 from kaipiao.api.intake_path import IntakePath
 from kaipiao.api.routes import router
 from kaipiao.clock import utcnow
@@ -37,7 +36,7 @@ class KaipiaoApp(FastAPI):
     intake: ASGIApp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == INTAKE and scope["method"] == "POST":
+        if IntakePath.handles(scope):
             await self.intake(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

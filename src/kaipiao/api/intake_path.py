@@ -111,8 +111,13 @@ class IntakePath:
         self.state = state
         self.on_problem = on_problem
 
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        """Whether this is a request for the intake path (`POST /v1/invoices`)."""
+        return bool(scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if not self.handles(scope):
             await self.app(scope, receive, send)
             return
         scope["route"] = self

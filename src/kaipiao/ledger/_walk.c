@@ -53,15 +53,17 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *stmt;
     int keep; /* keep leaf hashes instead of growing a tree */
-    unsigned char *kept;
+    char *kept; /* 32-byte leaf hashes */
     size_t kept_len, kept_cap;
 } Walker;
 
+/* Make *buf hold at least `need` bytes (realloc: called without the GIL, where PyMem_* may not
+ * be). */
 static int grow(char **buf, size_t *cap, size_t need) {
     if (need <= *cap) return 0;
     size_t cap2 = *cap ? *cap : 4096;
     while (cap2 < need) cap2 *= 2;
-    char *p = PyMem_Realloc(*buf, cap2);
+    char *p = realloc(*buf, cap2);
     if (!p) return -1;
     *buf = p;
     *cap = cap2;
@@ -125,13 +127,7 @@ static int add_leaf(Walker *w, const unsigned char *leaf) {
         return 0;
     }
     /* A later segment of a split walk: keep the leaf hashes for the first segment's tree. */
-    if (w->kept_len + HASH_LEN > w->kept_cap) {
-        size_t cap = w->kept_cap ? 2 * w->kept_cap : 1 << 20;
-        unsigned char *k = realloc(w->kept, cap); /* realloc: PyMem_* needs the GIL */
-        if (!k) return -1;
-        w->kept = k;
-        w->kept_cap = cap;
-    }
+    if (grow(&w->kept, &w->kept_cap, w->kept_len + HASH_LEN) < 0) return -1;
     memcpy(w->kept + w->kept_len, out, HASH_LEN);
     w->kept_len += HASH_LEN;
     w->size++;
@@ -159,15 +155,7 @@ static int step(Walker *w, long long seq, const Field *f) {
     if (!f[6].p || f[6].n != HEX_LEN) return 1;
     size_t need = sizeof TAG + 32 + 6 * 24;
     for (int i = 0; i < 6; i++) need += f[i].p ? (size_t)f[i].n : 0;
-    if (need > w->cap) {
-        size_t cap = w->cap ? w->cap : 4096;
-        while (cap < need) cap *= 2;
-        char *b = malloc(cap); /* malloc: PyMem_* needs the GIL */
-        if (!b) return -1;
-        free(w->buf);
-        w->buf = b;
-        w->cap = cap;
-    }
+    if (grow(&w->buf, &w->cap, need) < 0) return -1;
     char *p = w->buf;
     memcpy(p, TAG, sizeof TAG - 1);
     p += sizeof TAG - 1;
@@ -224,7 +212,7 @@ static void Walker_dealloc(Walker *w) {
     PyMem_Free(w->sizes);
     PyMem_Free(w->heads);
     free(w->buf);
-    PyMem_Free(w->carry);
+    free(w->carry);
     free(w->kept);
     Py_XDECREF(w->bad);
     Py_TYPE(w)->tp_free((PyObject *)w);
@@ -323,10 +311,15 @@ static PyObject *Walker_feed_rows(Walker *w, PyObject *rows) {
             PyErr_NoMemory();
             break;
         }
-        if (r) Py_SETREF(w->bad, PySequence_Tuple(fast));
-        else done++;
+        PyObject *bad = r ? PySequence_Tuple(fast) : NULL;
         Py_DECREF(fast);
-        if (!w->bad) break;
+        if (!r) {
+            done++;
+        } else if (bad) {
+            Py_SETREF(w->bad, bad); /* ends the loop */
+        } else {
+            break; /* the tuple could not be made: its error is raised */
+        }
     }
     Py_DECREF(it);
     if (PyErr_Occurred()) return NULL;

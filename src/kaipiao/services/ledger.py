@@ -251,17 +251,16 @@ async def _walk_native(
         repo.walk(db, w, report(i), after=bounds[i], upto=bounds[i + 1] if i + 1 < parts else None)
         for i, w in enumerate(walkers)
     ))  # fmt: skip
-    first = walkers[0]
-    whole = all(
-        w.bad is None and w.expected == end + 1 for w, end in zip(walkers, bounds[1:], strict=False)
+    clean = all(w.bad is None for w in walkers) and all(
+        w.expected == end + 1 for w, end in zip(walkers, bounds[1:], strict=False)
     )
-    if parts > 1 and (not whole or walkers[-1].bad is not None):
-        first, done[:] = Walker(sizes), [0] * parts
-        await repo.walk(db, first, report(0))
-    else:
-        for later in walkers[1:]:
-            first.absorb(later.take_leaves())
-    last = walkers[-1] if first is walkers[0] else first
+    if parts > 1 and not clean:
+        whole, done[:] = Walker(sizes), [0] * parts
+        await repo.walk(db, whole, report(0))
+        return _Walk(whole.expected, whole.prev, whole.heads(), whole.bad)
+    first, last = walkers[0], walkers[-1]
+    for later in walkers[1:]:
+        first.absorb(later.take_leaves())
     return _Walk(last.expected, last.prev, first.heads(), last.bad)
 
 

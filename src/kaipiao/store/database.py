@@ -94,6 +94,18 @@ def _runs(jobs: list[_Job]) -> list[list[_Job]]:
     return runs
 
 
+def _results(conn: Connection, group: list[_Job]) -> list[Any]:
+    """The results of a group of jobs: a plain unit alone, or one batch call for all."""
+    if group[0].batch is None:
+        work = group[0].work
+        assert work is not None
+        return [work(conn)]
+    results = group[0].batch(conn, [job.item for job in group])
+    if len(results) != len(group):
+        raise RuntimeError("a batch returned the wrong number of results")
+    return results
+
+
 def _run_batch(
     conn: Connection, run: list[_Job], savepoint: Callable[[str], None]
 ) -> list[tuple[_Job, Any, BaseException | None]]:
@@ -106,14 +118,7 @@ def _run_batch(
         savepoint("SAVEPOINT unit")
         mark = events.mark(conn)
         try:
-            if group[0].batch is None:
-                work = group[0].work
-                assert work is not None
-                results = [work(conn)]
-            else:
-                results = group[0].batch(conn, [job.item for job in group])
-                if len(results) != len(group):
-                    raise RuntimeError("a batch returned the wrong number of results")
+            results = _results(conn, group)
         except BaseException as exc:  # the group's own failure: undo it alone
             savepoint("ROLLBACK TO unit")
             savepoint("RELEASE unit")
@@ -312,11 +317,9 @@ class _PgBatcher:
                 # batch fewer (measured: a fifth of a batch's own cost); if it fails, the
                 # whole transaction is rolled back and `_commit` runs each job alone.
                 try:
-                    results = batch[0].batch(conn, [job.item for job in batch])
+                    results = _results(conn, batch)
                 except Exception as exc:
                     raise _AloneEach from exc
-                if len(results) != len(batch):
-                    raise RuntimeError("a batch returned the wrong number of results")
                 outcomes = [(job, result, None) for job, result in zip(batch, results, strict=True)]
             else:
                 for run in runs:

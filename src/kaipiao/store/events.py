@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from kaipiao.ledger.chain import event_hash, time_text
 from kaipiao.store import pgraw
-from kaipiao.store.tables import ledger_events, ledger_head
+from kaipiao.store.tables import ledger_events
 
 _PENDING = "kaipiao.pending_events"
 
@@ -35,9 +35,6 @@ def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot put {type(value).__name__} in a ledger payload")
-
-
-_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
 
 
 def canonical_json(payload: dict[str, Any]) -> str:
@@ -141,11 +138,10 @@ def _seal_pg(conn: Connection, pending: list[dict[str, Any]]) -> int:
     head_seq, head_hash = pgraw.fetch(
         conn, "SELECT seq, hash FROM ledger_head WHERE id = 1 FOR UPDATE"
     )[0]
-    rows = []
-    for event, seq, prev, digest in _chain(pending, head_seq, head_hash):
-        if event["created_at"].tzinfo is None:
-            raise ValueError("naive datetime given; kaipiao stores aware UTC times only")
-        rows.append({**event, "seq": seq, "prev_hash": prev, "hash": digest})
+    rows = [
+        {**event, "seq": seq, "prev_hash": prev, "hash": digest}
+        for event, seq, prev, digest in _chain(pending, head_seq, head_hash)
+    ]
     seq, digest = rows[-1]["seq"], rows[-1]["hash"]
     pgraw.execute(conn, _PG_INSERT_AND_MOVE, pgraw.rows_json(rows), seq, digest)
     return int(seq)

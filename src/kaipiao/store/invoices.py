@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
@@ -22,7 +21,6 @@ from kaipiao.domain.lifecycle import Kind, Status, ensure_transition
 from kaipiao.store import pgraw, webhooks
 from kaipiao.store.events import append_event
 from kaipiao.store.tables import invoices
-from kaipiao.store.types import UtcDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +75,6 @@ class StoredInvoice:
 
 _INSERT = insert(invoices)
 _COLUMNS = tuple(column.name for column in invoices.c)
-_TIMES = tuple(c.name for c in invoices.c if isinstance(c.type, UtcDateTime))
 _DEFAULTS: dict[str, Any] = {
     "invoice_number": None, "issued_at": None, "remark": None, "callback_url": None,
     "lease_owner": None, "lease_expires_at": None, "lease_token": 0, "resend_after": None,
@@ -87,10 +84,7 @@ _DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-_INSERT_NEW = {
-    "sqlite": sqlite_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id),
-    "postgresql": pg_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id),
-}
+_SQLITE_INSERT_NEW = sqlite_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id)
 
 
 def _prepare(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -125,15 +119,11 @@ def insert_new_invoices(conn: Connection, many: list[dict[str, Any]]) -> list[St
     comes back as stored, or None where it was skipped."""
     prepared = [_prepare(values) for values in many]
     if conn.dialect.name == "postgresql":
-        for _, params in prepared:
-            for name in _TIMES:
-                if params[name] is not None and params[name].tzinfo is None:
-                    raise ValueError("naive datetime given; kaipiao stores aware UTC times only")
         rows = pgraw.rows_json([params for _, params in prepared])
         inserted = {row[0] for row in pgraw.fetch(conn, _PG_INSERT_NEW, rows)}
     else:
-        statement = _INSERT_NEW[conn.dialect.name]
-        inserted = set(conn.execute(statement, [params for _, params in prepared]).scalars())
+        params = [params for _, params in prepared]
+        inserted = set(conn.execute(_SQLITE_INSERT_NEW, params).scalars())
     return [StoredInvoice(**row) if row["id"] in inserted else None for row, _ in prepared]
 
 

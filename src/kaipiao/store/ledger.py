@@ -22,10 +22,11 @@ from kaipiao.store.tables import ledger_checkpoints, ledger_head
 
 CHUNK = 20_000
 PIPE_BYTES = 1 << 20
-CHAIN_QUERY = (
+_CHAIN_SELECT = (
     "SELECT seq, invoice_id, seller_id, type, created_at, payload, prev_hash, hash "
-    "FROM ledger_events WHERE seq IS NOT NULL ORDER BY seq"
+    "FROM ledger_events WHERE seq IS NOT NULL"
 )
+CHAIN_QUERY = _CHAIN_SELECT + " ORDER BY seq"
 Progress = Callable[[int], None]
 
 
@@ -43,9 +44,10 @@ class ChainWalker(Protocol):
     def close(self) -> None: ...
 
 
-def _between(query: str, after: int, upto: int | None) -> str:
+def chain_query(after: int = 0, upto: int | None = None) -> str:
+    """CHAIN_QUERY for the events with `after < seq <= upto` (no upper bound if None)."""
     bounds = f" AND seq > {int(after)}" + ("" if upto is None else f" AND seq <= {int(upto)}")
-    return query.replace(" ORDER BY seq", bounds + " ORDER BY seq")
+    return f"{_CHAIN_SELECT}{bounds} ORDER BY seq"
 
 
 def hashes_at(conn: Connection, seqs: list[int]) -> dict[int, str]:
@@ -74,7 +76,7 @@ async def walk(
     Python's global lock)."""
     if db.dialect == "sqlite":
         path = db.url.split(":///", 1)[1]
-        sql = _between(CHAIN_QUERY, after, upto)
+        sql = chain_query(after, upto)
         await asyncio.to_thread(walker.open_sqlite, path, sql)
         try:
             while await asyncio.to_thread(walker.step_sqlite, CHUNK) == CHUNK:
@@ -109,9 +111,7 @@ async def walk(
         # Binary COPY: PostgreSQL neither formats nor escapes anything (measured: text COPY with
         # the time formatted by to_char held verification to 290,000 events/s).
         try:
-            await pg.copy_from_query(
-                _between(CHAIN_QUERY, after, upto), output=feed, format="binary"
-            )
+            await pg.copy_from_query(chain_query(after, upto), output=feed, format="binary")
         finally:
             if checking is not None:
                 await checking

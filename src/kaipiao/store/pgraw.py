@@ -11,6 +11,7 @@ same transaction. Many rows go in one statement as one JSON array, through
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic_core import to_json
@@ -55,5 +56,11 @@ def json_insert(table: Table, columns: Sequence[str], suffix: str = "") -> str:
 
 def rows_json(rows: Sequence[dict[str, Any]]) -> str:
     """Rows as `json_insert` takes them: Decimals as strings, times in ISO 8601 with their
-    offset, None as null (pydantic-core's encoder: about 3 µs a row)."""
+    offset, None as null (pydantic-core's encoder: about 3 µs a row). A naive time is refused,
+    as `UtcDateTime` refuses it on SQLAlchemy's path: PostgreSQL would read it in the session's
+    time zone."""
+    for row in rows:
+        for value in row.values():
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise ValueError("naive datetime given; kaipiao stores aware UTC times only")
     return to_json(rows).decode()
