@@ -463,8 +463,9 @@ def ledger_verify(
         raise typer.Exit(1)
     typer.echo(
         f"ledger OK: {verdict.events} events, {verdict.checkpoints} signed checkpoints, "
-        f"{verdict.published} published heads match ({elapsed:.1f} s, "
-        f"{verdict.events / elapsed:,.0f} events/s)"
+        f"{verdict.published} published heads match ({elapsed:.1f} s"
+        # A rate over a short run would mostly measure start-up: only past a second.
+        + (f", {verdict.events / elapsed:,.0f} events/s)" if elapsed >= 1 else ")")
     )
     for note in verdict.notes:
         typer.echo(f"  note: {note}")
