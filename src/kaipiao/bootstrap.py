@@ -26,8 +26,8 @@ from kaipiao.config import Settings
 from kaipiao.engine.webhooks import WebhookSender
 from kaipiao.engine.worker import Worker, WorkerConfig
 from kaipiao.ledger.signing import Signer
-from kaipiao.ops import logs
-from kaipiao.ops.metrics import Metrics
+from kaipiao.observability import logs
+from kaipiao.observability.metrics import Metrics
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.platform.nuonuo import NuonuoConfig, NuonuoPlatform
 from kaipiao.platform.nuonuo.codes import CodeTable, Methods

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from kaipiao.platform.fake import FakePlatform
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.platform.protocol import TaxPlatform
+from kaipiao.sandbox.fake import FakePlatform
 from kaipiao.sandbox.faults import build_faults
 from tests.processes import Running, start_sandbox
 

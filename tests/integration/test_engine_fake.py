@@ -13,8 +13,8 @@ from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.worker import Worker
-from kaipiao.platform.fake import FakePlatform
 from kaipiao.platform.outcomes import Ambiguous, Throttled, Unavailable
+from kaipiao.sandbox.fake import FakePlatform
 from kaipiao.sandbox.faults import build_faults
 from kaipiao.services.intake import cancel_invoice
 from kaipiao.services.reversal import reverse_invoice

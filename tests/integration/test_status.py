@@ -6,7 +6,7 @@ from sqlalchemy import update
 
 from kaipiao.clock import utcnow
 from kaipiao.services.sellers import add_admin_key
-from kaipiao.store import operations
+from kaipiao.store import overview
 from kaipiao.store.tables import invoices
 from tests.factories import invoice_body
 from tests.integration.conftest import Api
@@ -38,9 +38,9 @@ async def test_ops_status_names_the_incident_level_for_operators_only(api: Api) 
 async def test_heartbeats_are_kept_per_worker_and_forgotten(api: Api) -> None:
     now = utcnow()
     state = {"breakers": {"31": "open"}, "limits": {"31": 7}, "in_flight": 3}
-    await api.database.write(lambda c: operations.beat(c, "w-1", now, state))
-    await api.database.write(lambda c: operations.beat(c, "w-1", now, state))  # replaces
-    seen = await api.database.read(lambda c: operations.workers_seen(c, now))
+    await api.database.write(lambda c: overview.beat(c, "w-1", now, state))
+    await api.database.write(lambda c: overview.beat(c, "w-1", now, state))  # replaces
+    seen = await api.database.read(lambda c: overview.workers_seen(c, now))
     assert [(owner, report) for owner, _, report in seen] == [("w-1", state)]
-    await api.database.write(lambda c: operations.forget_worker(c, "w-1"))
-    assert await api.database.read(lambda c: operations.workers_seen(c, now)) == []
+    await api.database.write(lambda c: overview.forget_worker(c, "w-1"))
+    assert await api.database.read(lambda c: overview.workers_seen(c, now)) == []

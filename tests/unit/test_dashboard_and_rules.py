@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kaipiao.ops.metrics import Metrics
+from kaipiao.observability.metrics import Metrics
 from kaipiao.services.status import Snapshot
 from kaipiao.store.database import TransactionStats
 

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from kaipiao.ops import logs
+from kaipiao.observability import logs
 
 
 def test_records_are_json_with_bound_context_and_secrets_masked() -> None:

@@ -17,7 +17,7 @@ from kaipiao.api.intake_path import IntakePath
 from kaipiao.api.routes import router
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
-from kaipiao.ops.metrics import Metrics
+from kaipiao.observability.metrics import Metrics
 from kaipiao.store.database import Database
 
 log = logging.getLogger("kaipiao.api")

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from kaipiao.api.guards import network_allowed
 from kaipiao.api.problems import Problem
 from kaipiao.domain.sellers import Seller
-from kaipiao.ops import logs
+from kaipiao.observability import logs
 from kaipiao.store.sellers import Principal, find_principal
 
 CACHE_SECONDS = 30.0

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from kaipiao.ops import logs
+from kaipiao.observability import logs
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -36,7 +36,11 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.ISSUING: frozenset({Status.QUEUED, Status.ISSUED, Status.REJECTED, Status.ATTENTION}),
     Status.ISSUED: frozenset({Status.REVERSING, Status.ATTENTION}),
     Status.REVERSING: frozenset({Status.REVERSED, Status.ISSUED, Status.ATTENTION}),
-    Status.ATTENTION: frozenset({Status.QUEUED, Status.ISSUED, Status.REJECTED, Status.REVERSED}),
+    # Requeue goes to `issuing`, never `queued`: an attention invoice may have reached the
+    # platform, so the next worker queries by serial before anything is resent.
+    Status.ATTENTION: frozenset(
+        {Status.QUEUED, Status.ISSUING, Status.ISSUED, Status.REJECTED, Status.REVERSED}
+    ),
     Status.REJECTED: frozenset({Status.ATTENTION}),
     Status.CANCELLED: frozenset({Status.ATTENTION}),  # reconciliation: issued there after all
     Status.REVERSED: frozenset(),

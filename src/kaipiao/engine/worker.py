@@ -50,7 +50,7 @@ from kaipiao.engine.limits import AdaptiveLimit
 from kaipiao.engine.observer import EngineObserver, NoObserver
 from kaipiao.engine.quota import QuotaGate
 from kaipiao.engine.retry import OutcomeClass, RetryPolicy, classify
-from kaipiao.ops import logs
+from kaipiao.observability import logs
 from kaipiao.platform.outcomes import (
     Ambiguous,
     Duplicate,
@@ -65,7 +65,7 @@ from kaipiao.platform.outcomes import (
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine, RedRequest, TaxPlatform
 from kaipiao.services.reversal import create_red
 from kaipiao.store import invoices as repo
-from kaipiao.store import operations, queue
+from kaipiao.store import overview, queue
 from kaipiao.store.database import Database
 from kaipiao.store.sellers import get_seller
 
@@ -176,7 +176,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
             with contextlib.suppress(Exception):
-                await self.db.write(lambda conn: operations.forget_worker(conn, self.owner))
+                await self.db.write(lambda conn: overview.forget_worker(conn, self.owner))
             log.info("worker %s stopped", self.owner)
 
     async def claim_once(self) -> int:
@@ -227,7 +227,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         now, state = self.clock(), self.report()
         try:
-            await self.db.write(lambda conn: operations.beat(conn, self.owner, now, state))
+            await self.db.write(lambda conn: overview.beat(conn, self.owner, now, state))
         except Exception:
             log.exception("heartbeat failed")
 

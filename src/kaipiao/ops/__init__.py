@@ -1,1 +1,1 @@
-"""Operations: metrics, incident grading, drills, load generation, capacity planning."""
+"""Offline operations tools: drills, load generation, the naive gateway, capacity planning."""

@@ -41,7 +41,7 @@ from kaipiao.ops.loadgen import LoadGenerator, Target
 from kaipiao.ops.processes import KAIPIAO, Running, clean_env, run_kaipiao, start_process
 from kaipiao.ops.scenarios import FAULT_END, FAULT_START, Scenario
 from kaipiao.store.database import Database
-from kaipiao.store.operations import counts_for_sellers, outcomes_for_sellers
+from kaipiao.store.overview import counts_for_sellers, outcomes_for_sellers
 
 REGIONS = ("31", "44")
 CRASH_EVERY_S = 3.0

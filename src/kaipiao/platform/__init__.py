@@ -2,5 +2,5 @@
 
 TaxPlatform (protocol)
  ├── HttpPlatform   the sandbox protocol over HTTP (kaipiao.platform.http)
- └── FakePlatform   in memory, same behaviour, for unit tests (kaipiao.platform.fake)
+ └── FakePlatform   in memory, same behaviour, for unit tests (kaipiao.sandbox.fake)
 """

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from kaipiao.services import ids
-from kaipiao.store import operations, webhooks
+from kaipiao.store import overview, webhooks
 from kaipiao.store.database import Database
 from kaipiao.store.ledger import head
 
@@ -77,23 +77,23 @@ async def snapshot(db: Database, now: datetime) -> Snapshot:
     since_id = ids.invoice_id_floor(now - ACTIVE_WINDOW)
 
     def read(conn: Connection) -> Snapshot:
-        oldest = operations.oldest_waiting(conn)
+        oldest = overview.oldest_waiting(conn)
         return Snapshot(
             at=now,
-            counts=operations.counts_by_status(conn),
+            counts=overview.counts_by_status(conn),
             oldest_waiting_s=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
-            active_sellers=operations.active_sellers(conn, since_id),
-            affected_sellers=operations.affected_sellers(
+            active_sellers=overview.active_sellers(conn, since_id),
+            affected_sellers=overview.affected_sellers(
                 conn,
                 late_before=now - SLO,
                 rejected_since=now - REJECTED_WINDOW,
                 since_id=since_id,
             ),
-            quota_per_s=operations.quota_total(conn),
+            quota_per_s=overview.quota_total(conn),
             ledger_events=head(conn)[0],
             webhook_backlog=webhooks.backlog(conn),
-            deviation=operations.last_deviation(conn),
-            workers=operations.workers_seen(conn, now - WORKER_SEEN),
+            deviation=overview.last_deviation(conn),
+            workers=overview.workers_seen(conn, now - WORKER_SEEN),
         )
 
     return await db.read(read)
@@ -102,7 +102,7 @@ async def snapshot(db: Database, now: datetime) -> Snapshot:
 def render(snap: Snapshot) -> list[str]:
     """`kaipiao status`, one line per fact (README explains each)."""
     counts = snap.counts
-    waiting = ", ".join(f"{s} {counts.get(s, 0)}" for s in operations.WAITING)
+    waiting = ", ".join(f"{s} {counts.get(s, 0)}" for s in overview.WAITING)
     done = ", ".join(f"{s} {counts.get(s, 0)}" for s in
                      ("issued", "rejected", "cancelled", "reversed"))  # fmt: skip
     lines = [
