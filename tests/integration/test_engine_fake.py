@@ -239,7 +239,7 @@ async def test_a_late_landing_request_is_not_sent_again(
     a "not found" before `resend_after` is not trusted, so nothing is sent twice."""
     import asyncio
 
-    from kaipiao.engine.worker import platform_invoice
+    from kaipiao.engine.dispatch import platform_invoice
 
     fake.state.faults = build_faults({"dedup": False})
     [invoice_id] = await accept(database, seller.seller, 1)
@@ -249,7 +249,8 @@ async def test_a_late_landing_request_is_not_sent_again(
     await make_due(database)
     await worker.run_until_idle()  # query: not found, too early to trust
     [item] = await all_invoices(database)
-    assert item.status is Status.ISSUING and worker.stats["not_found_too_early"] == 1
+    # Once or twice: the first pass may already query again after the ambiguous send's backoff.
+    assert item.status is Status.ISSUING and worker.stats["not_found_too_early"] >= 1
     assert fake.state.calls["issue:issued"] == 0
     # Now the original lands on the platform.
     fake.state.issue(platform_invoice(item, seller.seller), utcnow())

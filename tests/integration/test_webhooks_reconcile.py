@@ -19,9 +19,10 @@ from sqlalchemy import text, update
 from kaipiao.api.schemas import InvoiceCreate, render_invoice
 from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Status
+from kaipiao.engine.dispatch import platform_invoice
 from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.webhooks import WebhookConfig, WebhookSender
-from kaipiao.engine.worker import Worker, platform_invoice
+from kaipiao.engine.worker import Worker
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.services import intake
 from kaipiao.services.reconcile import reconcile

@@ -46,6 +46,9 @@ from sqlalchemy.pool import NullPool
 
 from kaipiao.store import events
 
+Conn = Connection
+"""The connection a unit of work runs on: services and the engine annotate with this name and
+hand it to repositories, so nothing above the store imports SQLAlchemy."""
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")

@@ -1,0 +1,61 @@
+"""Recording a settlement: one fenced write, plus the compensation an outcome calls for.
+
+`record` runs inside one unit of work: the settlement (status, fields, lease released, one ledger
+event) is written only if the claim's lease token still holds, and in the same transaction
+
+- a red invoice issued moves its original `reversing → reversed`;
+- a red invoice refused moves its original back `reversing → issued`;
+- a blue invoice issued while a cancel was requested gets its red invoice: the cancel came while
+  the call was in flight, so the invoice exists on the platform and is reversed, not lost.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from kaipiao.domain.lifecycle import Kind, Status
+from kaipiao.engine.decide import Settlement
+from kaipiao.services.reversal import create_red
+from kaipiao.store import invoices as repo
+from kaipiao.store import queue
+from kaipiao.store.database import Conn
+from kaipiao.store.invoices import StoredInvoice
+
+
+def record(conn: Conn, claimed: queue.Claimed, settlement: Settlement, now: datetime) -> bool:
+    """Write `settlement` for `claimed` if its lease is still ours. False: the lease was lost
+    (taken over after it expired) and nothing was written."""
+    written = queue.settle(
+        conn, claimed, settlement.status, now=now, event=settlement.event,
+        fields=settlement.fields, payload=settlement.payload,
+    )  # fmt: skip
+    if written is None:
+        return False
+    if settlement.status is Status.ISSUED:
+        _after_issue(conn, written, now)
+    elif settlement.status is Status.REJECTED and written.kind is Kind.RED:
+        _reversal_failed(conn, written, now)
+    return True
+
+
+def _after_issue(conn: Conn, issued: StoredInvoice, now: datetime) -> None:
+    if issued.kind is Kind.RED and issued.original_id:
+        original = repo.get_invoice(conn, issued.original_id, lock=True)
+        if original is not None and original.status is Status.REVERSING:
+            repo.transition(
+                conn, original, Status.REVERSED, now=now, event="reversed",
+                payload={"red_id": issued.id, "red_number": issued.invoice_number},
+            )  # fmt: skip
+    elif issued.kind is Kind.BLUE and issued.cancel_requested:
+        create_red(conn, issued, "invoicing_error", now)
+
+
+def _reversal_failed(conn: Conn, red: StoredInvoice, now: datetime) -> None:
+    if red.original_id is None:
+        return
+    original = repo.get_invoice(conn, red.original_id, lock=True)
+    if original is not None and original.status is Status.REVERSING:
+        repo.transition(
+            conn, original, Status.ISSUED, now=now, event="reverse_failed",
+            payload={"red_id": red.id, "code": red.error_code},
+        )  # fmt: skip
