@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
@@ -39,11 +39,9 @@ from kaipiao.platform.outcomes import (
     Rejected,
 )
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine, RedRequest
+from kaipiao.sandbox.gate import FaultGate
 from kaipiao.sandbox.http1 import Request, Response, json_response
 from kaipiao.sandbox.state import Record
-
-if TYPE_CHECKING:
-    from kaipiao.sandbox.server import SandboxServer
 
 log = logging.getLogger("kaipiao.sandbox.nuonuo")
 PATH = "/open/v1/services"
@@ -153,12 +151,12 @@ class NuonuoFront:
             return envelope("token_invalid", "accessToken 无效")
         return None
 
-    async def handle(self, server: SandboxServer, request: Request) -> Response:
+    async def handle(self, gate: FaultGate, request: Request) -> Response:
         refused = self._auth(request)
         method = request.headers.get("method", "")
         name = method.rsplit(".", 1)[-1]
         if refused is not None:
-            server.state.calls[f"nuonuo.{name}:refused"] += 1
+            gate.state.calls[f"nuonuo.{name}:refused"] += 1
             return refused
         try:
             data = json.loads(request.body)
@@ -172,28 +170,26 @@ class NuonuoFront:
             }.get(name)  # fmt: skip
             if handler is None:
                 return envelope("method_unknown", f"unknown method {method!r}")
-            return await handler(server, request, data)
+            return await handler(gate, request, data)
         except (ValueError, BadBody) as exc:
-            server.state.calls[f"nuonuo.{name}:bad_request"] += 1
+            gate.state.calls[f"nuonuo.{name}:bad_request"] += 1
             return envelope("invalid_request", str(exc))
 
     # -- issue and query -----------------------------------------------------------------------
-    async def _issue(
-        self, server: SandboxServer, request: Request, data: dict[str, Any]
-    ) -> Response:
+    async def _issue(self, gate: FaultGate, request: Request, data: dict[str, Any]) -> Response:
         invoice, callback = decode_order(data.get("order"))
         user_tax = request.headers.get("usertax")
         if user_tax != invoice.seller_tax_id:
             return envelope("invalid_request", "userTax and salerTaxNum differ")
-        state = server.state
+        state = gate.state
         return await self._submit(
-            server, request, "nuonuo.issue", invoice.serial_no, invoice.seller_tax_id,
+            gate, request, "nuonuo.issue", invoice.serial_no, invoice.seller_tax_id,
             lambda now: state.issue(invoice, now), callback,
         )  # fmt: skip
 
     async def _submit(
         self,
-        server: SandboxServer,
+        gate: FaultGate,
         request: Request,
         endpoint: str,
         order_no: str,
@@ -203,10 +199,10 @@ class NuonuoFront:
     ) -> Response:
         """An issue (blue or red) under `order_no`: refused as a duplicate while dedup is on,
         else run with the faults; answered with the provider's serial."""
-        state = server.state
+        state = gate.state
         if state.faults.dedup and order_no in state.by_serial:
             return envelope(DUPLICATE, "订单编号或流水号不能重复")
-        outcome, response = await server._faulty(request, endpoint, seller, None, operation,
+        outcome, response = await gate.call(request, endpoint, seller, None, operation,
                                                  mutating=True)  # fmt: skip
         if response is not None:
             return response
@@ -214,7 +210,7 @@ class NuonuoFront:
             return envelope(outcome.code, outcome.message)
         record = state.by_serial[order_no][-1]
         if callback:
-            self._call_back_later(server, record, callback)
+            self._call_back_later(gate, record, callback)
         return envelope("E0000", "调用成功", {"invoiceSerialNum": self.provider_serial(record)})
 
     def _status(self, record: Record, now: datetime) -> dict[str, Any]:
@@ -240,14 +236,12 @@ class NuonuoFront:
                      "statusMsg": "签章中" if signing else "开票中"}  # fmt: skip
         return item
 
-    async def _query(
-        self, server: SandboxServer, request: Request, data: dict[str, Any]
-    ) -> Response:
+    async def _query(self, gate: FaultGate, request: Request, data: dict[str, Any]) -> Response:
         serials, orders = data.get("serialNos"), data.get("orderNos")
         wanted = serials or orders
         if not isinstance(wanted, list) or not 1 <= len(wanted) <= MAX_QUERY:
             raise BadBody(f"serialNos or orderNos: 1 to {MAX_QUERY} numbers")
-        state = server.state
+        state = gate.state
         found: list[Record] = []
 
         def look(now: datetime) -> QueryOutcome:
@@ -269,21 +263,21 @@ class NuonuoFront:
                 return Pending()
             return Rejected(first.error or "platform_failed", "the platform failed to issue it")
 
-        _, response = await server._faulty(request, "nuonuo.query", None, None, look,
+        _, response = await gate.call(request, "nuonuo.query", None, None, look,
                                            mutating=False)  # fmt: skip
         if response is not None:
             return response
-        now = server.clock()
+        now = gate.clock()
         return envelope("E0000", "调用成功", [self._status(r, now) for r in found])
 
     # -- red-letter ----------------------------------------------------------------------------
-    async def _red_confirm(self, server: SandboxServer, request: Request,
+    async def _red_confirm(self, gate: FaultGate, request: Request,
                            data: dict[str, Any]) -> Response:  # fmt: skip
         bill_id = _text(data, "billId")
         if bill_id in self.forms:
             return envelope(DUPLICATE, "订单编号或流水号不能重复")
         blue = _text(data, "blueInvoiceNumber")
-        original = server.state.by_number.get(blue)
+        original = gate.state.by_number.get(blue)
         seller = _text(data, "taxNum")
         if original is None or original.kind != "blue" or original.seller_tax_id != seller:
             return envelope("original_not_found", "no blue invoice of this seller has that number")
@@ -296,7 +290,7 @@ class NuonuoFront:
             self.forms[bill_id] = form  # filed even if the answer is then lost (ambiguous)
             return Pending()
 
-        _, response = await server._faulty(request, "nuonuo.red_confirm", seller, original.region,
+        _, response = await gate.call(request, "nuonuo.red_confirm", seller, original.region,
                                            file, mutating=True)  # fmt: skip
         if response is not None:
             return response
@@ -307,12 +301,12 @@ class NuonuoFront:
         return {"billNo": form.bill_no, "billId": form.bill_id, "billStatus": form.status,
                 "billUuid": f"uuid-{form.bill_no}"}  # fmt: skip
 
-    async def _red_confirm_query(self, server: SandboxServer, request: Request,
+    async def _red_confirm_query(self, gate: FaultGate, request: Request,
                                  data: dict[str, Any]) -> Response:  # fmt: skip
         form = self.forms.get(_text(data, "billId"))
         return envelope("E0000", "调用成功", [self._form(form)] if form else [])
 
-    async def _fast_red(self, server: SandboxServer, request: Request,
+    async def _fast_red(self, gate: FaultGate, request: Request,
                         data: dict[str, Any]) -> Response:  # fmt: skip
         order_no = _text(data, "orderNo")
         bill_no = _text(data, "billNo")
@@ -321,22 +315,22 @@ class NuonuoFront:
             return envelope("bill_not_found", "no confirmation form with that billNo")
         red = RedRequest(serial_no=order_no, original_invoice_number=form.blue_number,
                          reason=form.reason, seller_tax_id=form.seller)  # fmt: skip
-        state = server.state
-        return await self._submit(server, request, "nuonuo.red", order_no, form.seller,
+        state = gate.state
+        return await self._submit(gate, request, "nuonuo.red", order_no, form.seller,
                                   lambda now: state.issue_red(red, now))  # fmt: skip
 
     # -- callbacks -----------------------------------------------------------------------------
-    def _call_back_later(self, server: SandboxServer, record: Record, url: str) -> None:
-        delay = max(0.0, (record.final_at - server.clock()).total_seconds())
+    def _call_back_later(self, gate: FaultGate, record: Record, url: str) -> None:
+        delay = max(0.0, (record.final_at - gate.clock()).total_seconds())
 
         async def call() -> None:
             await asyncio.sleep(delay + 0.05)
-            server.state.settle([record], server.clock())
-            body = self._status(record, server.clock())
+            gate.state.settle([record], gate.clock())
+            body = self._status(record, gate.clock())
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with aiohttp.ClientSession() as http:
                     await http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=5))
-            server.state.calls["nuonuo.callback:sent"] += 1
+            gate.state.calls["nuonuo.callback:sent"] += 1
 
         task = asyncio.create_task(call())
         self.callbacks.append(task)

@@ -1,4 +1,4 @@
-"""The sandbox platform's HTTP server (aiohttp), injecting faults around `SandboxState`.
+"""The sandbox platform's HTTP server (kaipiao.sandbox.http1), injecting faults around `SandboxState`.
 
 Routes (JSON; decimals as strings):
     POST /v1/invoices             issue         200 issued | 202 pending | 409 duplicate_serial
@@ -7,18 +7,16 @@ Routes (JSON; decimals as strings):
     GET  /v1/invoices?seller_tax_id=&issued_from=&issued_to=&page=   reconciliation listing
     GET|PUT /_sandbox/faults, GET /_sandbox/stats, POST /_sandbox/reset   controls
 
-Order of effects on a call: outage (hang) or region down → quota (429) → latency → failure
-(503, 500, or reset before processing) → processing → ambiguous (issued, then the connection is
-dropped or the answer held back). A `refuse` outage closes the listening socket itself, so new
-connections are refused at the TCP level, as an unreachable platform's are. A `hang` outage (or a
-region in `down_regions`) holds calls without an answer; when it ends, the held calls are processed,
-as a stalled platform catches up: a client that timed out meanwhile finds its invoice issued.
+Faults apply in `sandbox/gate.py`'s order, on both fronts. A `refuse` outage closes the
+listening socket itself, so new connections are refused at the TCP level, as an unreachable
+platform's are. A `hang` outage (or a region in `down_regions`) holds calls without an answer;
+when it ends, the held calls are processed, as a stalled platform catches up: a client that timed
+out meanwhile finds its invoice issued.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -45,21 +43,16 @@ from kaipiao.platform.wire import (
     parse_time,
 )
 from kaipiao.sandbox.faults import PROFILES, FaultConfigError, Faults, build_faults
+from kaipiao.sandbox.gate import FaultGate, Outcome, problem
 from kaipiao.sandbox.http1 import Dropped, Http1Server, Request, Response, json_response
 from kaipiao.sandbox.nuonuo_front import PATH as NUONUO_PATH
 from kaipiao.sandbox.nuonuo_front import NuonuoFront
 from kaipiao.sandbox.state import SandboxState
 
 log = logging.getLogger("kaipiao.sandbox")
-HANG_LIMIT_S = 600.0
 MAX_BODY = 8 * 1024 * 1024
 QUERY_PREFIX = "/v1/invoices/"
 Handler = Callable[[Request], Awaitable[Response]]
-Outcome = Issued | Duplicate | Pending | Rejected
-
-
-def _problem(status: int, code: str, message: str, **extra: Any) -> Response:
-    return json_response({"code": code, "message": message, **extra}, status=status)
 
 
 class SandboxServer:
@@ -74,16 +67,15 @@ class SandboxServer:
         nuonuo_apps: dict[str, str] | None = None,
     ) -> None:
         self.state = state
+        self.gate = FaultGate(state, clock)
         self.nuonuo = NuonuoFront(apps=dict(nuonuo_apps or {}))
         self.host = host
         self.port = port
         self.clock = clock
         self._http: Http1Server | None = None
         self._table: dict[tuple[str, str], Handler] = {}
-        self._changed = asyncio.Event()
         self._restore: asyncio.TimerHandle | None = None
         self._before_outage: Faults | None = None
-        self._generation = 0  # bumped by reset: calls held from before it are dropped
 
     # -- routing -------------------------------------------------------------------------------
     def _routes(self) -> dict[tuple[str, str], Handler]:
@@ -106,15 +98,15 @@ class SandboxServer:
         if handler is None:
             known = {p for _, p in self._table}
             if path in known or path.startswith(QUERY_PREFIX):
-                return _problem(405, "method_not_allowed", f"{request.method} is not allowed here")
-            return _problem(404, "not_found", f"no route {path}")
+                return problem(405, "method_not_allowed", f"{request.method} is not allowed here")
+            return problem(404, "not_found", f"no route {path}")
         try:
             return await handler(request)
         except Dropped:
             raise
         except Exception:
             log.exception("sandbox error on %s %s", request.method, path)
-            return _problem(500, "sandbox_error", "unexpected sandbox error")
+            return problem(500, "sandbox_error", "unexpected sandbox error")
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> int:
@@ -134,7 +126,7 @@ class SandboxServer:
     async def stop(self) -> None:
         if self._restore is not None:
             self._restore.cancel()
-        self._changed.set()
+        self.gate.faults_changed()
         if self._http is not None:
             await self._http.close()
         self.state.close()
@@ -147,8 +139,7 @@ class SandboxServer:
     def set_faults(self, faults: Faults) -> None:
         previous = self.state.faults
         self.state.faults = faults
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self.gate.faults_changed()
         if self._restore is not None and faults.outage is None:
             self._restore.cancel()
             self._restore = None
@@ -173,11 +164,6 @@ class SandboxServer:
         self._restore = None
         self.set_faults(self._before_outage or PROFILES["normal"])
 
-    async def _hold(self, limit_s: float) -> None:
-        """Wait until the faults change (an outage ends), at most `limit_s`."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout=limit_s)
-
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
     def _body(request: Request) -> Any:
@@ -187,60 +173,6 @@ class SandboxServer:
             return json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             raise WireError("malformed_json", "the body is not valid JSON") from None
-
-    async def _faulty(
-        self,
-        request: Request,
-        endpoint: str,
-        seller: str | None,
-        region: str | None,
-        operation: Callable[[datetime], Outcome | QueryOutcome],
-        *,
-        mutating: bool,
-    ) -> tuple[Outcome | QueryOutcome | None, Response | None]:
-        state = self.state
-        faults = state.faults
-        generation = self._generation
-        if faults.outage == "refuse":
-            state.calls[f"{endpoint}:outage"] += 1
-            request.drop()
-        while faults.outage == "hang" or (region is not None and region in faults.down_regions):
-            state.calls[f"{endpoint}:hang"] += 1
-            await self._hold(HANG_LIMIT_S)
-            if faults is state.faults:
-                return None, _problem(503, "outage", "the platform is down")
-            faults = state.faults
-        if seller is not None:
-            retry_after = state.throttle(seller, self.clock())
-            if retry_after is not None:
-                state.calls[f"{endpoint}:throttled"] += 1
-                response = _problem(429, "throttled", "seller quota exceeded")
-                response.headers["Retry-After"] = f"{max(1, round(retry_after))}"
-                response.headers["X-Retry-After-Ms"] = f"{retry_after * 1000:.0f}"
-                return None, response
-        delay = faults.call_latency_s(state.rng, region)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if generation != self._generation:
-            request.drop()  # the platform was reset while this call waited
-        if state.rng.random() < faults.failure_rate:
-            kind = state.rng.choice(faults.failure_kinds)
-            state.calls[f"{endpoint}:failure_{kind}"] += 1
-            if kind == "reset":
-                request.drop()
-            return None, _problem(int(kind), "platform_error", f"injected {kind}")
-        outcome = operation(self.clock())
-        state.calls[f"{endpoint}:{type(outcome).__name__.lower()}"] += 1
-        if (
-            mutating
-            and isinstance(outcome, Issued | Pending)
-            and state.rng.random() < faults.ambiguous_rate
-        ):
-            state.calls[f"{endpoint}:ambiguous_{faults.ambiguous_mode}"] += 1
-            if faults.ambiguous_mode == "drop":
-                request.drop()
-            await asyncio.sleep(faults.ambiguous_delay_s)
-        return outcome, None
 
     @staticmethod
     def _answer(serial_no: str, outcome: Outcome | QueryOutcome, *, query: bool) -> Response:
@@ -254,7 +186,7 @@ class SandboxServer:
                 }
             )
         if isinstance(outcome, Duplicate):
-            return _problem(
+            return problem(
                 409,
                 "duplicate_serial",
                 "this serial was issued before",
@@ -276,9 +208,9 @@ class SandboxServer:
                         "message": outcome.message,
                     }
                 )
-            return _problem(400, outcome.code, outcome.message)
+            return problem(400, outcome.code, outcome.message)
         if isinstance(outcome, NotFound):
-            return _problem(404, "not_found", "no invoice under that serial")
+            return problem(404, "not_found", "no invoice under that serial")
         raise TypeError(f"unexpected outcome {outcome!r}")
 
     # -- routes --------------------------------------------------------------------------------
@@ -294,10 +226,10 @@ class SandboxServer:
             body = decode(self._body(request))
         except WireError as exc:
             self.state.calls[f"{endpoint}:bad_request"] += 1
-            return _problem(
+            return problem(
                 415 if exc.code == "unsupported_media_type" else 400, exc.code, exc.message
             )
-        outcome, response = await self._faulty(
+        outcome, response = await self.gate.call(
             request, endpoint, body.seller_tax_id, body.seller_region,
             lambda now: operation(body, now), mutating=True,
         )  # fmt: skip
@@ -313,7 +245,7 @@ class SandboxServer:
         serial_no = request.path[len(QUERY_PREFIX) :]
         record = self.state.record_for(serial_no)
         region = request.query.get("seller_region") or (record.region if record else None)
-        outcome, response = await self._faulty(
+        outcome, response = await self.gate.call(
             request, "query", None, region,
             lambda now: self.state.query(serial_no, now), mutating=False,
         )  # fmt: skip
@@ -329,9 +261,9 @@ class SandboxServer:
             if page < 1:
                 raise ValueError("page must be ≥ 1")
         except KeyError as exc:
-            return _problem(400, "invalid_request", f"missing query parameter {exc.args[0]}")
+            return problem(400, "invalid_request", f"missing query parameter {exc.args[0]}")
         except ValueError as exc:
-            return _problem(400, "invalid_request", str(exc))
+            return problem(400, "invalid_request", str(exc))
         self.state.calls["list:ok"] += 1
         listed = self.state.list_issued(seller, issued_from, issued_to, page, self.clock())
         return json_response(
@@ -343,7 +275,7 @@ class SandboxServer:
         )
 
     async def nuonuo_services(self, request: Request) -> Response:
-        return await self.nuonuo.handle(self, request)
+        return await self.nuonuo.handle(self.gate, request)
 
     async def get_faults(self, request: Request) -> Response:
         return json_response(self.state.faults.as_dict())
@@ -355,11 +287,11 @@ class SandboxServer:
                 raise WireError("invalid_faults", "send a JSON object of knobs")
             faults = build_faults(spec, None if "profile" in spec else self.state.faults)
         except WireError as exc:
-            return _problem(400, exc.code, exc.message)
+            return problem(400, exc.code, exc.message)
         except FaultConfigError as exc:
-            return _problem(400, "invalid_faults", str(exc))
+            return problem(400, "invalid_faults", str(exc))
         if faults.outage == "refuse" and faults.outage_for_s <= 0:
-            return _problem(400, "invalid_faults", "a refuse outage needs outage_for_s > 0")
+            return problem(400, "invalid_faults", "a refuse outage needs outage_for_s > 0")
         response = json_response(faults.as_dict())
         # Answer first: a refuse outage closes the listener this answer travels through.
         asyncio.get_running_loop().call_soon(self.set_faults, faults)
@@ -370,7 +302,7 @@ class SandboxServer:
 
     async def reset(self, request: Request) -> Response:
         seed = request.query.get("seed")
-        self._generation += 1
+        self.gate.reset()
         self.state.reset(int(seed) if seed and seed.isdigit() else None)
         self.nuonuo.forms.clear()
         self.set_faults(replace(PROFILES["ideal"]))
