@@ -1,4 +1,4 @@
-"""The sandbox platform's HTTP server (kaipiao.sandbox.http1), injecting faults around `SandboxState`.
+"""The sandbox platform's HTTP server (on `sandbox.http1`): routes around `SandboxState`.
 
 Routes (JSON; decimals as strings):
     POST /v1/invoices             issue         200 issued | 202 pending | 409 duplicate_serial
