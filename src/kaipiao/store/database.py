@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
@@ -45,6 +45,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from kaipiao.store import events
+
+Conn: TypeAlias = Connection
+"""The connection a unit of work runs on: what services annotate, so they need not know
+SQLAlchemy."""
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
