@@ -16,14 +16,14 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text, update
 
-from kaipiao.api.schemas import InvoiceCreate, render_invoice
 from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Status
 from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.webhooks import WebhookConfig, WebhookSender
 from kaipiao.engine.worker import Worker, platform_invoice
 from kaipiao.platform.http import HttpPlatform, HttpSettings
-from kaipiao.services import intake
+from kaipiao.services import cancellation, intake
+from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.services.reconcile import reconcile
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
@@ -65,11 +65,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 async def _accept_with_callback(db: Database, seller: Any, order: str, url: str) -> str:
     body = InvoiceCreate.model_validate({**invoice_body(order), "callback_url": url})
-    answer = await intake.submit_invoice(
-        db, seller, body.to_domain(), body.model_dump_json().encode(),
-        render=render_invoice, now=utcnow(),
-    )  # fmt: skip
-    return str(answer.body["id"])
+    accepted = await intake.submit_invoice(
+        db, seller, body.to_domain(), body.canonical(), now=utcnow()
+    )
+    return str(accepted.document["id"])
 
 
 async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
@@ -77,7 +76,7 @@ async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
 ) -> None:
     new = await add_seller(database, name="甲", tax_id=SELLER_TAX_ID, now=utcnow())
     invoice_id = await _accept_with_callback(database, new.seller, "HOOK-1", receiver.url)
-    cancelled = await intake.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
+    cancelled = await cancellation.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
     assert cancelled.status is Status.CANCELLED
     sender = WebhookSender(
         database, utcnow, WebhookConfig(backoff=RetryPolicy(base_s=0.05, cap_s=0.1))
@@ -113,7 +112,7 @@ async def test_a_delivery_is_given_up_only_after_the_retry_window(
     receiver.fail_first = 1000
     new = await add_seller(database, name="甲", tax_id=SELLER_TAX_ID, now=utcnow())
     invoice_id = await _accept_with_callback(database, new.seller, "HOOK-2", receiver.url)
-    await intake.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
+    await cancellation.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
     sender = WebhookSender(
         database, utcnow, WebhookConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.02))
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from kaipiao.domain.codes import new_serial_no, serial_floor
+from kaipiao.domain.codes import is_serial_no, new_serial_no, serial_floor
 
 
 def invoice_id(now: datetime) -> str:
@@ -28,3 +28,8 @@ def key_id() -> str:
 def new_api_key() -> str:
     """A bearer key: `kp_` and 43 URL-safe characters (256 bits)."""
     return "kp_" + secrets.token_urlsafe(32)
+
+
+def is_invoice_id(value: str) -> bool:
+    """Whether `value` has the form of an invoice id (`inv_` and a serial)."""
+    return value.startswith("inv_") and is_serial_no(value[4:])

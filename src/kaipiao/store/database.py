@@ -531,6 +531,9 @@ _CONNECTION_LOST = frozenset({
     "InternalClientError", "InterfaceError", "PostgresConnectionError", "TooManyConnectionsError",
 })  # fmt: skip
 _DOWN = (OperationalError, InterfaceError, PoolTimeout, PendingRollbackError, OSError)
+STORE_DOWN: tuple[type[Exception], ...] = (*_DOWN, DBAPIError)
+"""Exception classes that may mean the store is down (for handler registration);
+`is_store_down` decides for each instance."""
 
 
 def is_store_down(exc: BaseException) -> bool:
