@@ -67,6 +67,7 @@ from kaipiao.services.reversal import create_red
 from kaipiao.store import invoices as repo
 from kaipiao.store import overview, queue
 from kaipiao.store.database import Database
+from kaipiao.store.records import StoredInvoice
 from kaipiao.store.sellers import get_seller
 
 log = logging.getLogger("kaipiao.worker")
@@ -89,7 +90,7 @@ class WorkerConfig:
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
 
 
-def platform_invoice(invoice: repo.StoredInvoice, seller: Seller) -> PlatformInvoice:
+def platform_invoice(invoice: StoredInvoice, seller: Seller) -> PlatformInvoice:
     lines = tuple(
         PlatformLine(
             name=line["name"], tax_code=line["tax_code"], quantity=Decimal(line["quantity"]),
@@ -318,7 +319,7 @@ class Worker:
     def _lease_alive(self, invoice_id: str) -> bool:
         return time.monotonic() < self._deadlines.get(invoice_id, 0.0)
 
-    async def _submit(self, invoice: repo.StoredInvoice, seller: Seller) -> IssueOutcome | None:
+    async def _submit(self, invoice: StoredInvoice, seller: Seller) -> IssueOutcome | None:
         """Send the invoice, unless our lease may have ended (then None: nothing was sent)."""
         if not self._lease_alive(invoice.id):
             self.stats["lease_expired_before_send"] += 1
@@ -543,7 +544,7 @@ class Worker:
             payload={**summary, "retry_in_s": round(delay, 3)},
         ) is not None  # fmt: skip
 
-    def _after_issue(self, conn: Connection, issued: repo.StoredInvoice, now: datetime) -> None:
+    def _after_issue(self, conn: Connection, issued: StoredInvoice, now: datetime) -> None:
         if issued.kind is Kind.RED and issued.original_id:
             original = repo.get_invoice(conn, issued.original_id, lock=True)
             if original is not None and original.status is Status.REVERSING:
@@ -556,7 +557,7 @@ class Worker:
             # so it is reversed with a red invoice rather than lost or left standing.
             create_red(conn, issued, "invoicing_error", now)
 
-    def _reversal_failed(self, conn: Connection, red: repo.StoredInvoice, now: datetime) -> None:
+    def _reversal_failed(self, conn: Connection, red: StoredInvoice, now: datetime) -> None:
         assert red.original_id is not None
         original = repo.get_invoice(conn, red.original_id, lock=True)
         if original is not None and original.status is Status.REVERSING:
@@ -566,7 +567,7 @@ class Worker:
             )  # fmt: skip
 
 
-def _endpoint(invoice: repo.StoredInvoice, phase: str) -> str:
+def _endpoint(invoice: StoredInvoice, phase: str) -> str:
     if phase == "query":
         return "query"
     return "issue" if invoice.kind is Kind.BLUE else "issue_red"
