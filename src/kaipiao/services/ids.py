@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime
 
-from kaipiao.domain.codes import is_serial_no, new_serial_no, serial_floor
+from kaipiao.domain.codes import new_serial_no, serial_floor
+
+
+_INVOICE_ID = re.compile(r"inv_[0-9A-Za-z]{20}")  # a serial: 8 characters of time, 12 random
 
 
 def invoice_id(now: datetime) -> str:
@@ -32,4 +36,4 @@ def new_api_key() -> str:
 
 def is_invoice_id(value: str) -> bool:
     """Whether `value` has the form of an invoice id (`inv_` and a serial)."""
-    return value.startswith("inv_") and is_serial_no(value[4:])
+    return _INVOICE_ID.fullmatch(value) is not None
