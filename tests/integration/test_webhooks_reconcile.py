@@ -27,6 +27,7 @@ from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.services.reconcile import reconcile
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
+from kaipiao.store.documents import render_invoice
 from kaipiao.store.tables import invoices
 from tests.engine_support import FAST, accept, all_invoices
 from tests.factories import SELLER_TAX_ID, invoice_body
@@ -104,6 +105,10 @@ async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
     assert last["headers"]["Kaipiao-Signature"] == f"v1={expected}"
     payload = json.loads(last["body"])
     assert payload["type"] == "invoice.cancelled" and payload["invoice"]["id"] == invoice_id
+    # The body carries the invoice's one public document, times in the API's `Z` form.
+    [stored] = [i for i in await all_invoices(database) if i.id == invoice_id]
+    assert payload["invoice"] == render_invoice(stored)
+    assert payload["created_at"].endswith("Z") and payload["invoice"]["updated_at"].endswith("Z")
 
 
 async def test_a_delivery_is_given_up_only_after_the_retry_window(

@@ -8,7 +8,6 @@ from datetime import datetime
 
 from kaipiao.domain.codes import new_serial_no, serial_floor
 
-
 _INVOICE_ID = re.compile(r"inv_[0-9A-Za-z]{20}")  # a serial: 8 characters of time, 12 random
 
 
