@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.factories import invoice_body
 from tests.processes import KAIPIAO, Running, clean_env, start_process
 
-from kaipiao.api.schemas import InvoiceCreate
 from kaipiao.clock import utcnow
 from kaipiao.domain.invoice import price_invoice
-from kaipiao.services.intake import _new_row, request_hash
+from kaipiao.services.intake import new_row, request_hash
+from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.store.database import Database
 from kaipiao.store.events import append_events
 from kaipiao.store.invoices import insert_invoice
@@ -77,9 +77,7 @@ async def fill_backlog(url: str, count: int) -> None:
         for i in range(start, min(count, start + chunk)):
             request = model.model_copy(update={"order_id": f"B-{i}"})
             priced = price_invoice(request.to_domain(), seller.policy())
-            rows.append(
-                _new_row(seller, priced, request_hash(request.model_dump_json().encode()), now)
-            )
+            rows.append(new_row(seller, priced, request_hash(request.canonical()), now))
 
         def work(conn, rows=rows, now=now):  # type: ignore[no-untyped-def]
             for row in rows:

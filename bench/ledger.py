@@ -27,11 +27,11 @@ from sqlalchemy import insert, text
 from tests.databases import create_pg_database, drop_pg_database
 from tests.factories import SELLER_TAX_ID, invoice_body
 
-from kaipiao.api.schemas import InvoiceCreate, render_invoice
 from kaipiao.clock import utcnow
 from kaipiao.ledger.chain import GENESIS, event_hash, time_text
 from kaipiao.ledger.signing import Signer
 from kaipiao.services import intake, ledger
+from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.services.sellers import add_seller
 from kaipiao.store import events, pgraw
 from kaipiao.store.database import Database
@@ -129,9 +129,8 @@ async def intake_rate(db: Database, seller: Any, count: int, tag: str) -> float:
         while not queue.empty():
             model = queue.get_nowait()
             await intake.submit_invoice(
-                db, seller, model.to_domain(), model.model_dump_json().encode(),
-                render=render_invoice, now=utcnow(),
-            )  # fmt: skip
+                db, seller, model.to_domain(), model.canonical(), now=utcnow()
+            )
 
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(32)))

@@ -6,15 +6,15 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from kaipiao.api.schemas import InvoiceCreate, render_invoice
 from kaipiao.clock import utcnow
 from kaipiao.domain.sellers import Seller
 from kaipiao.engine.breaker import BreakerConfig
 from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.worker import WorkerConfig
 from kaipiao.services import intake
+from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.store.database import Database
-from kaipiao.store.invoices import StoredInvoice
+from kaipiao.store.records import StoredInvoice
 from kaipiao.store.tables import invoices, ledger_events
 from tests.factories import invoice_body
 
@@ -33,11 +33,10 @@ async def accept(db: Database, seller: Seller, count: int, prefix: str = "E") ->
     ids = []
     for i in range(count):
         body = InvoiceCreate.model_validate(invoice_body(f"{prefix}-{i}"))
-        answer = await intake.submit_invoice(
-            db, seller, body.to_domain(), body.model_dump_json().encode(),
-            render=render_invoice, now=utcnow(),
-        )  # fmt: skip
-        ids.append(answer.body["id"])
+        accepted = await intake.submit_invoice(
+            db, seller, body.to_domain(), body.canonical(), now=utcnow()
+        )
+        ids.append(accepted.document["id"])
     return ids
 
 

@@ -331,9 +331,9 @@ def invoices_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List invoices, newest first."""
-    from kaipiao.api.schemas import render_invoice
     from kaipiao.domain.lifecycle import Status
     from kaipiao.services import operations
+    from kaipiao.store.documents import render_invoice
 
     try:
         wanted = Status(status) if status else None
@@ -360,9 +360,9 @@ def invoices_show(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Show one invoice and its ledger events."""
-    from kaipiao.api.schemas import render_invoice
     from kaipiao.services import operations
     from kaipiao.services.errors import ServiceError
+    from kaipiao.store.documents import render_invoice
 
     settings = settings_from(data_dir=data_dir, database_url=database_url)
     try:

@@ -48,8 +48,8 @@ async def test_keys_are_per_seller(api: Api) -> None:
 
 async def test_in_progress_key_answers_409_until_the_claim_lapses(api: Api) -> None:
     body = invoice_body()
-    from kaipiao.api.schemas import InvoiceCreate
     from kaipiao.services.intake import request_hash
+    from kaipiao.services.invoice_request import InvoiceCreate
 
     digest = request_hash(InvoiceCreate.model_validate(body).model_dump_json().encode())
     now = utcnow()

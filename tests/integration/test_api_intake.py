@@ -114,6 +114,25 @@ async def test_listing_filters_and_cursor(api: Api) -> None:
         assert response.status_code == 422, bad
 
 
+@pytest.mark.parametrize(
+    "cursor",
+    ["nonsense", "inv_", "inv_short", "sel_0VcaL1gp4CkfoYwCiNj3", "inv_0VcaL1gp4Ckf-YwCiNj3"],
+)
+async def test_a_cursor_that_is_no_invoice_id_is_invalid_cursor(api: Api, cursor: str) -> None:
+    await api.post(invoice_body("C-1"))
+    response = await api.client.get("/v1/invoices", params={"cursor": cursor}, headers=api.auth())
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_cursor"
+
+
+async def test_a_cursor_past_the_last_invoice_is_an_empty_page(api: Api) -> None:
+    [first] = [(await api.post(invoice_body("C-2"))).json()["id"]]
+    response = await api.client.get("/v1/invoices", params={"cursor": first}, headers=api.auth())
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": [], "next_cursor": None}
+
+
 async def test_health_and_readiness(api: Api) -> None:
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
     assert (await api.client.get("/readyz")).json() == {"status": "ready"}

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from kaipiao.cli import app as cli
 from kaipiao.clock import utcnow
 from kaipiao.ledger.signing import Signer, public_pem
-from kaipiao.services import archive, intake
+from kaipiao.services import archive, cancellation
 from kaipiao.services.errors import ServiceError
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
@@ -27,7 +27,7 @@ async def test_an_archive_verifies_and_any_change_is_found(
     seller = (await add_seller(database, name="甲", tax_id=SELLER_TAX_ID, now=utcnow())).seller
     ids = await accept(database, seller, 5, prefix="A")
     for invoice_id in ids[:3]:  # finished: archived; the two still queued are not
-        await intake.cancel_invoice(database, seller, invoice_id, now=utcnow())
+        await cancellation.cancel_invoice(database, seller, invoice_id, now=utcnow())
     signer = Signer.load_or_create(tmp_path / "key.pem")
     out = tmp_path / "archive"
     written = await archive.write_archive(
@@ -59,7 +59,7 @@ async def test_an_edited_event_is_found_even_in_a_re_signed_archive(
     """Whoever holds the key can re-sign the manifest, but not forge the events' own hashes."""
     seller = (await add_seller(database, name="甲", tax_id=SELLER_TAX_ID, now=utcnow())).seller
     (invoice_id,) = await accept(database, seller, 1, prefix="B")
-    await intake.cancel_invoice(database, seller, invoice_id, now=utcnow())
+    await cancellation.cancel_invoice(database, seller, invoice_id, now=utcnow())
     signer = Signer.load_or_create(tmp_path / "key.pem")
     out = tmp_path / "archive"
     await archive.write_archive(

@@ -16,7 +16,7 @@ from kaipiao.engine.worker import Worker
 from kaipiao.platform.outcomes import Ambiguous, Throttled, Unavailable
 from kaipiao.sandbox.fake import FakePlatform
 from kaipiao.sandbox.faults import build_faults
-from kaipiao.services.intake import cancel_invoice
+from kaipiao.services.cancellation import cancel_invoice
 from kaipiao.services.reversal import reverse_invoice
 from kaipiao.services.sellers import NewSeller, add_seller
 from kaipiao.store import queue

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.ledger.signing import Signer
-from kaipiao.services import archive, intake, ledger
+from kaipiao.services import archive, cancellation, ledger
 from kaipiao.services.errors import ServiceError
 from kaipiao.services.retention import purge, retention_cutoff
 from kaipiao.services.sellers import add_seller
@@ -35,7 +35,7 @@ async def archived_setup(db: Database, tmp_path: Path) -> tuple[Signer, Path, li
     seller = (await add_seller(db, name="甲", tax_id=SELLER_TAX_ID, now=utcnow())).seller
     ids = await accept(db, seller, 6, prefix="P")
     for invoice_id in ids[:4]:  # finished; the last two stay queued and are not archived
-        await intake.cancel_invoice(db, seller, invoice_id, now=utcnow())
+        await cancellation.cancel_invoice(db, seller, invoice_id, now=utcnow())
     signer = Signer.load_or_create(tmp_path / "key.pem")
     out = tmp_path / "archive"
     await archive.write_archive(db, signer, before=utcnow() + timedelta(minutes=1), out=out,

@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text, update
 
-from kaipiao.api.schemas import InvoiceCreate, render_invoice
 from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Status
 from kaipiao.engine.dispatch import platform_invoice
@@ -24,10 +23,12 @@ from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.webhooks import WebhookConfig, WebhookSender
 from kaipiao.engine.worker import Worker
 from kaipiao.platform.http import HttpPlatform, HttpSettings
-from kaipiao.services import intake
+from kaipiao.services import cancellation, intake
+from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.services.reconcile import reconcile
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
+from kaipiao.store.documents import render_invoice
 from kaipiao.store.tables import invoices
 from tests.engine_support import FAST, accept, all_invoices
 from tests.factories import SELLER_TAX_ID, invoice_body
@@ -66,11 +67,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 async def _accept_with_callback(db: Database, seller: Any, order: str, url: str) -> str:
     body = InvoiceCreate.model_validate({**invoice_body(order), "callback_url": url})
-    answer = await intake.submit_invoice(
-        db, seller, body.to_domain(), body.model_dump_json().encode(),
-        render=render_invoice, now=utcnow(),
-    )  # fmt: skip
-    return str(answer.body["id"])
+    accepted = await intake.submit_invoice(
+        db, seller, body.to_domain(), body.canonical(), now=utcnow()
+    )
+    return str(accepted.document["id"])
 
 
 async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
@@ -78,7 +78,7 @@ async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
 ) -> None:
     new = await add_seller(database, name="甲", tax_id=SELLER_TAX_ID, now=utcnow())
     invoice_id = await _accept_with_callback(database, new.seller, "HOOK-1", receiver.url)
-    cancelled = await intake.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
+    cancelled = await cancellation.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
     assert cancelled.status is Status.CANCELLED
     sender = WebhookSender(
         database, utcnow, WebhookConfig(backoff=RetryPolicy(base_s=0.05, cap_s=0.1))
@@ -106,6 +106,10 @@ async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
     assert last["headers"]["Kaipiao-Signature"] == f"v1={expected}"
     payload = json.loads(last["body"])
     assert payload["type"] == "invoice.cancelled" and payload["invoice"]["id"] == invoice_id
+    # The body carries the invoice's one public document, times in the API's `Z` form.
+    [stored] = [i for i in await all_invoices(database) if i.id == invoice_id]
+    assert payload["invoice"] == render_invoice(stored)
+    assert payload["created_at"].endswith("Z") and payload["invoice"]["updated_at"].endswith("Z")
 
 
 async def test_a_delivery_is_given_up_only_after_the_retry_window(
@@ -114,7 +118,7 @@ async def test_a_delivery_is_given_up_only_after_the_retry_window(
     receiver.fail_first = 1000
     new = await add_seller(database, name="甲", tax_id=SELLER_TAX_ID, now=utcnow())
     invoice_id = await _accept_with_callback(database, new.seller, "HOOK-2", receiver.url)
-    await intake.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
+    await cancellation.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
     sender = WebhookSender(
         database, utcnow, WebhookConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.02))
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Annotated, Any
 
@@ -12,7 +11,8 @@ from kaipiao.api.guards import network_allowed
 from kaipiao.api.problems import Problem
 from kaipiao.domain.sellers import Seller
 from kaipiao.observability import logs
-from kaipiao.store.sellers import Principal, find_principal
+from kaipiao.services.sellers import hash_key, principal_for
+from kaipiao.store.sellers import Principal
 
 CACHE_SECONDS = 30.0
 
@@ -42,10 +42,10 @@ async def authenticate(state: Any, authorization: str) -> Principal:
     challenge = {"WWW-Authenticate": 'Bearer realm="kaipiao"'}
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem("unauthorized", "send Authorization: Bearer <api key>", headers=challenge)
-    key_hash = hashlib.sha256(token.strip().encode()).hexdigest()
+    key_hash = hash_key(token.strip())
     found: Principal | None = state.key_cache.get(key_hash)
     if found is None:
-        found = await state.database.read(lambda conn: find_principal(conn, key_hash))
+        found = await principal_for(state.database, key_hash)
         if found is None:
             raise Problem("unauthorized", "unknown or revoked API key", headers=challenge)
         state.key_cache.put(key_hash, found)

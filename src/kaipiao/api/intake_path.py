@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse
 from kaipiao.api.auth import admit_seller, authenticate
 from kaipiao.api.guards import ASGIApp, Receive, Scope, Send
 from kaipiao.api.problems import Problem, problem_response, to_problem
-from kaipiao.api.schemas import InvoiceCreate, render_invoice
 from kaipiao.domain.sellers import Seller
 from kaipiao.services import intake
+from kaipiao.services.invoice_request import InvoiceCreate
 
 PATH = "/v1/invoices"
 # A lone UTF-16 surrogate can only arrive as a \uD800–\uDFFF escape; pydantic's JSON parser
@@ -78,20 +78,20 @@ def parse_invoice(body: bytes) -> InvoiceCreate:
 
 async def accept_invoice(
     state: Any, seller: Seller, create: InvoiceCreate, key: str | None
-) -> intake.Answer:
-    """Hand a parsed request to intake and count it (shared with the FastAPI route)."""
-    answer = await intake.submit_invoice(
+) -> tuple[int, dict[str, Any]]:
+    """Hand a parsed request to intake, count it, and say what to answer: 202 and the new
+    invoice, or 200 and the existing one (shared with the FastAPI route)."""
+    accepted = await intake.submit_invoice(
         state.database,
         seller,
         create.to_domain(),
-        create.model_dump_json().encode(),
-        render=render_invoice,
+        create.canonical(),
         now=state.clock(),
         idempotency_key=key,
         idempotency_ttl=state.idempotency_ttl,
     )
-    state.metrics.accepted("accepted" if answer.status == 202 else "existing")
-    return answer
+    state.metrics.accepted("accepted" if accepted.created else "existing")
+    return (202 if accepted.created else 200), accepted.document
 
 
 class _Json(JSONResponse):
@@ -144,5 +144,5 @@ class IntakePath:
                 errors=[{"loc": ["header", "idempotency-key"], "msg": "bad length",
                          "code": "string_length"}],
             )  # fmt: skip
-        answer = await accept_invoice(state, seller, parse_invoice(body), key)
-        return _Json(answer.body, status_code=answer.status)
+        code, document = await accept_invoice(state, seller, parse_invoice(body), key)
+        return _Json(document, status_code=code)

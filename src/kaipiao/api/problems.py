@@ -13,13 +13,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kaipiao.domain.errors import DomainError, InvalidInvoice
 from kaipiao.services.errors import ServiceError
-from kaipiao.store.database import is_store_down
+from kaipiao.store.database import STORE_DOWN, is_store_down
 
 log = logging.getLogger("kaipiao.api")
 MEDIA_TYPE = "application/problem+json"
@@ -123,11 +121,6 @@ def from_validation(items: Sequence[Any]) -> Problem:
         errors.append({"loc": loc, "msg": item.get("msg", ""), "code": kind})
     detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
     return Problem(code, detail or "invalid request", status=422, errors=errors)
-
-
-# Exception classes that may mean the store is down; `is_store_down` decides for each instance.
-STORE_DOWN = (OperationalError, InterfaceError, PoolTimeout, PendingRollbackError, DBAPIError,
-              OSError)  # fmt: skip
 
 
 def to_problem(exc: BaseException) -> Problem | None:

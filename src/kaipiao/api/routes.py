@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict
 from kaipiao.api.auth import AdminDep, SellerDep
 from kaipiao.api.intake_path import accept_invoice
 from kaipiao.api.problems import MEDIA_TYPE, Problem
-from kaipiao.api.schemas import InvoiceCreate, InvoicePage, InvoicePublic, render_invoice
+from kaipiao.api.schemas import InvoicePage, InvoicePublic
 from kaipiao.domain.lifecycle import Status
-from kaipiao.services import intake, ledger, reversal, status
-from kaipiao.store import webhooks
-from kaipiao.store.migrate import is_current
+from kaipiao.services import cancellation, invoices, ledger, reversal, status
+from kaipiao.services.invoice_request import InvoiceCreate
+from kaipiao.store.documents import render_invoice
 
 
 class ProblemPublic(BaseModel):
@@ -58,8 +58,8 @@ async def create_invoice(
     # Served by `kaipiao.api.intake_path` in the app `create_app` builds (the hot path skips
     # FastAPI's per-request machinery); this declaration describes it in the OpenAPI document
     # and serves a router mounted without that layer.
-    answer = await accept_invoice(request.app.state, seller, body, idempotency_key)
-    return JSONResponse(answer.body, status_code=answer.status)
+    code, document = await accept_invoice(request.app.state, seller, body, idempotency_key)
+    return JSONResponse(document, status_code=code)
 
 
 @router.get(
@@ -70,7 +70,7 @@ async def create_invoice(
 )
 async def get_invoice(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
     """One invoice with its current status."""
-    invoice = await intake.get_invoice(request.app.state.database, seller, invoice_id)
+    invoice = await invoices.get_invoice(request.app.state.database, seller, invoice_id)
     return JSONResponse(render_invoice(invoice))
 
 
@@ -89,7 +89,7 @@ async def list_invoices(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JSONResponse:
     """This seller's invoices, newest first; pass `next_cursor` back as `cursor`."""
-    page, next_cursor = await intake.list_invoices(
+    page, next_cursor = await invoices.list_invoices(
         request.app.state.database, seller,
         order_id=order_id, status=status, cursor=cursor, limit=limit,
     )  # fmt: skip
@@ -107,7 +107,9 @@ async def list_invoices(
 async def cancel_invoice(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
     """Cancel an invoice the platform does not have yet (202 if a call may be in flight)."""
     state = request.app.state
-    invoice = await intake.cancel_invoice(state.database, seller, invoice_id, now=state.clock())
+    invoice = await cancellation.cancel_invoice(
+        state.database, seller, invoice_id, now=state.clock()
+    )
     status = 202 if invoice.status is not Status.CANCELLED else 200
     return JSONResponse(render_invoice(invoice), status_code=status)
 
@@ -143,9 +145,7 @@ async def reverse_invoice(
 async def invoice_webhooks(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
     """Webhook deliveries for this invoice: pending, delivered or failed, with each one's last
     answer (status code or error) and attempts."""
-    database = request.app.state.database
-    await intake.get_invoice(database, seller, invoice_id)  # 404 for another seller's invoice
-    deliveries = await database.read(lambda conn: webhooks.for_invoice(conn, invoice_id))
+    deliveries = await invoices.webhook_deliveries(request.app.state.database, seller, invoice_id)
     return JSONResponse({"data": deliveries})
 
 
@@ -196,7 +196,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> dict[str, str]:
     """The store answers and its schema is current."""
     try:
-        current = await is_current(request.app.state.database)
+        current = await status.schema_current(request.app.state.database)
     except Exception as exc:
         raise Problem("store_unavailable", f"the database does not answer: {exc}") from None
     if not current:

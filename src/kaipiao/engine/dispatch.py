@@ -33,8 +33,8 @@ from kaipiao.engine.quota import QuotaGate
 from kaipiao.engine.retry import OutcomeClass, classify
 from kaipiao.platform.outcomes import Ambiguous, IssueOutcome, NotFound, QueryOutcome
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine, RedRequest, TaxPlatform
-from kaipiao.store.invoices import StoredInvoice
 from kaipiao.store.queue import Claimed
+from kaipiao.store.records import StoredInvoice
 
 
 @dataclass(frozen=True, slots=True)

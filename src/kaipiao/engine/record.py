@@ -19,7 +19,7 @@ from kaipiao.services.reversal import create_red
 from kaipiao.store import invoices as repo
 from kaipiao.store import queue
 from kaipiao.store.database import Conn
-from kaipiao.store.invoices import StoredInvoice
+from kaipiao.store.records import StoredInvoice
 
 
 def record(conn: Conn, claimed: queue.Claimed, settlement: Settlement, now: datetime) -> bool:

@@ -25,12 +25,12 @@ from typing import Any
 import urllib3
 from urllib3.util.retry import Retry
 
-from kaipiao.api.schemas import InvoiceCreate
 from kaipiao.domain.codes import new_serial_no
 from kaipiao.domain.errors import DomainError
 from kaipiao.domain.invoice import SellerPolicy, price_invoice
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine
 from kaipiao.platform.wire import encode_invoice
+from kaipiao.services.invoice_request import InvoiceCreate
 
 REQUEST_THREADS = 200
 RETRY = Retry(

@@ -22,18 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
-from kaipiao.domain.lifecycle import TERMINAL
 from kaipiao.ledger import merkle
 from kaipiao.ledger.chain import event_hash, time_text
 from kaipiao.ledger.signing import Signer, key_id, verify_bytes
 from kaipiao.services.errors import ServiceError
 from kaipiao.services.ledger import event_document
-from kaipiao.store.database import Database
+from kaipiao.store import archive as repo
+from kaipiao.store.database import Conn, Database
 from kaipiao.store.events import canonical_json
-from kaipiao.store.tables import invoices, ledger_events
 
 FORMAT = "kaipiao-archive-v1"
 PAGE = 1000
@@ -47,23 +44,13 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _invoice_page(conn: Connection, before: datetime, after_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(invoices)
-        .where(
-            invoices.c.created_at < before,
-            invoices.c.status.in_([s.value for s in TERMINAL]),
-            invoices.c.id > after_id,
-        )
-        .order_by(invoices.c.id)
-        .limit(PAGE)
-    )
-    return [{k: _json_value(v) for k, v in row._mapping.items()} for row in rows]
+def _invoice_page(conn: Conn, before: datetime, after_id: str) -> list[dict[str, Any]]:
+    rows = repo.finished_page(conn, before=before, after_id=after_id, limit=PAGE)
+    return [{k: _json_value(v) for k, v in row.items()} for row in rows]
 
 
-def _events_of(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
-    query = select(ledger_events).where(ledger_events.c.invoice_id.in_(ids))
-    return [event_document(r._mapping) for r in conn.execute(query.order_by(ledger_events.c.seq))]
+def _events_of(conn: Conn, ids: list[str]) -> list[dict[str, Any]]:
+    return [event_document(row) for row in repo.events_of(conn, ids)]
 
 
 def _sha256(path: Path) -> str:

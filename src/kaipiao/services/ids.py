@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime
 
 from kaipiao.domain.codes import new_serial_no, serial_floor
+
+_INVOICE_ID = re.compile(r"inv_[0-9A-Za-z]{20}")  # a serial: 8 characters of time, 12 random
 
 
 def invoice_id(now: datetime) -> str:
@@ -28,3 +31,8 @@ def key_id() -> str:
 def new_api_key() -> str:
     """A bearer key: `kp_` and 43 URL-safe characters (256 bits)."""
     return "kp_" + secrets.token_urlsafe(32)
+
+
+def is_invoice_id(value: str) -> bool:
+    """Whether `value` has the form of an invoice id (`inv_` and a serial)."""
+    return _INVOICE_ID.fullmatch(value) is not None

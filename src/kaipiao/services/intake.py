@@ -1,9 +1,13 @@
 """Accepting invoice requests: validate, price, and commit durably before answering.
 
-An accepted invoice, its first ledger event and (with an Idempotency-Key) the stored response are
+An accepted invoice, its first ledger event and (with an Idempotency-Key) the stored answer are
 written in one transaction: nothing is acknowledged that is not on disk, and nothing on disk lacks
 its event. One blue invoice per seller and order: the same order with the same body returns the
 existing invoice; with another body it is `order_conflict`.
+
+The result is a domain answer, `Accepted`: whether this request created the invoice, and the
+invoice's public document, rendered once (entry points send it as it is; the API answers 202 for
+created, 200 for existing).
 """
 
 from __future__ import annotations
@@ -15,33 +19,34 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from kaipiao.domain.codes import new_serial_no
 from kaipiao.domain.invoice import InvoiceRequest, PricedInvoice, price_invoice
 from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.domain.sellers import Seller
 from kaipiao.services import ids
-from kaipiao.services.errors import Conflict, NotFound
+from kaipiao.services.errors import Conflict
 from kaipiao.store import idempotency
 from kaipiao.store import invoices as repo
-from kaipiao.store.database import Database
+from kaipiao.store.database import Conn, Database
+from kaipiao.store.documents import render_invoice
 from kaipiao.store.events import append_events
-
-Render = Callable[[repo.StoredInvoice], dict[str, Any]]
+from kaipiao.store.records import StoredInvoice
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    """What to answer: an HTTP-ish status (202 accepted, 200 existing) and the JSON body."""
+class Accepted:
+    """What intake did: `created` (a new invoice) or not (the order's existing invoice, or the
+    replay of an earlier request under the same Idempotency-Key, created as that one was), the
+    invoice's public document, and the stored invoice where it was read (None on a replay)."""
 
-    status: int
-    body: dict[str, Any]
+    created: bool
+    document: dict[str, Any]
+    invoice: StoredInvoice | None = None
 
 
 def request_hash(canonical: bytes) -> str:
-    """SHA-256 of a request in canonical form (the caller's parsed request serialised in its
-    schema's field order): equal for equal requests however they were formatted."""
+    """SHA-256 of a request in canonical form (`InvoiceCreate.canonical()`): equal for equal
+    requests however they were formatted."""
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -63,7 +68,8 @@ def _line_json(priced: PricedInvoice) -> list[dict[str, Any]]:
     ]
 
 
-def _new_row(seller: Seller, priced: PricedInvoice, digest: str, now: datetime) -> dict[str, Any]:
+def new_row(seller: Seller, priced: PricedInvoice, digest: str, now: datetime) -> dict[str, Any]:
+    """The `invoices` row of a newly accepted blue invoice (queued, due now)."""
     request = priced.request
     buyer = request.buyer
     return {
@@ -100,42 +106,28 @@ def _new_row(seller: Seller, priced: PricedInvoice, digest: str, now: datetime) 
     }
 
 
-def _existing_order(
-    conn: Connection, seller: Seller, order_id: str, digest: str
-) -> repo.StoredInvoice | None:
-    existing = repo.find_blue_by_order(conn, seller.id, order_id)
-    if existing is not None and existing.request_hash != digest:
-        raise Conflict(
-            f"order {order_id!r} already has invoice {existing.id} with a different request",
-            "order_conflict",
-        )
-    return existing
-
-
-def _complete_key(conn: Connection, seller: Seller, key: str | None, answer: Answer) -> None:
+def _complete_key(conn: Conn, seller_id: str, key: str | None, accepted: Accepted) -> None:
     if key is not None:
         idempotency.complete(
-            conn, seller.id, key, status=answer.status,
-            body=json.dumps(answer.body, ensure_ascii=False),
+            conn, seller_id, key, created=accepted.created,
+            body=json.dumps(accepted.document, ensure_ascii=False),
         )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class _New:
-    """One accepted request waiting for its batch: the row to insert and what to answer."""
+    """One accepted request waiting for its batch: the row to insert, its first event."""
 
     row: dict[str, Any]
     event: dict[str, Any]
     key: str | None
     seller_id: str
-    render: Render
 
 
 def _new_item(
-    seller: Seller, priced: PricedInvoice, digest: str, render: Render, key: str | None,
-    now: datetime,
-) -> _New:  # fmt: skip
-    row = _new_row(seller, priced, digest, now)
+    seller: Seller, priced: PricedInvoice, digest: str, key: str | None, now: datetime
+) -> _New:
+    row = new_row(seller, priced, digest, now)
     event = {
         "invoice_id": row["id"], "seller_id": seller.id, "type": "accepted", "created_at": now,
         "payload": {
@@ -143,10 +135,10 @@ def _new_item(
             "total": row["total"], "warnings": list(priced.warnings),
         },
     }  # fmt: skip
-    return _New(row, event, key, seller.id, render)
+    return _New(row, event, key, seller.id)
 
 
-def store_new(conn: Connection, items: list[_New]) -> list[Answer | None]:
+def store_new(conn: Conn, items: list[_New]) -> list[Accepted | None]:
     """The batched unit of work that stores new invoices with their first events (one
     statement each for all of them) and completes their idempotency keys.
 
@@ -159,31 +151,32 @@ def store_new(conn: Connection, items: list[_New]) -> list[Answer | None]:
         [item.event for item, invoice in zip(items, stored, strict=True) if invoice is not None],
         now=items[0].row["created_at"],
     )
-    answers: list[Answer | None] = []
+    answers: list[Accepted | None] = []
     for item, invoice in zip(items, stored, strict=True):
         if invoice is None:
             answers.append(None)
             continue
-        answer = Answer(202, item.render(invoice))
-        if item.key is not None:
-            idempotency.complete(
-                conn, item.seller_id, item.key, status=202,
-                body=json.dumps(answer.body, ensure_ascii=False),
-            )  # fmt: skip
-        answers.append(answer)
+        accepted = Accepted(True, render_invoice(invoice), invoice)
+        _complete_key(conn, item.seller_id, item.key, accepted)
+        answers.append(accepted)
     return answers
 
 
 def _find_existing(
-    seller: Seller, order_id: str, digest: str, render: Render, key: str | None
-) -> Callable[[Connection], Answer | None]:
-    def work(conn: Connection) -> Answer | None:
-        existing = _existing_order(conn, seller, order_id, digest)
+    seller: Seller, order_id: str, digest: str, key: str | None
+) -> Callable[[Conn], Accepted | None]:
+    def work(conn: Conn) -> Accepted | None:
+        existing = repo.find_blue_by_order(conn, seller.id, order_id)
         if existing is None:
             return None
-        answer = Answer(200, render(existing))
-        _complete_key(conn, seller, key, answer)
-        return answer
+        if existing.request_hash != digest:
+            raise Conflict(
+                f"order {order_id!r} already has invoice {existing.id} with a different request",
+                "order_conflict",
+            )
+        accepted = Accepted(False, render_invoice(existing), existing)
+        _complete_key(conn, seller.id, key, accepted)
+        return accepted
 
     return work
 
@@ -194,15 +187,15 @@ async def submit_invoice(
     request: InvoiceRequest,
     canonical: bytes,
     *,
-    render: Render,
     now: datetime,
     idempotency_key: str | None = None,
     idempotency_ttl: timedelta = timedelta(days=7),
-) -> Answer:
-    """Accept a blue invoice request (202), or answer with the existing one (200).
+) -> Accepted:
+    """Accept a blue invoice request (created), or answer with the order's existing invoice.
 
-    Raises DomainError for invalid requests, Conflict for order_conflict,
-    idempotency_key_reused and request_in_progress.
+    `canonical`: the request in canonical form (`InvoiceCreate.canonical()`), whose hash tells
+    a repeated request from a different one. Raises DomainError for invalid requests, Conflict
+    for order_conflict, idempotency_key_reused and request_in_progress.
     """
     priced = price_invoice(request, seller.policy())
     digest = request_hash(canonical)
@@ -214,7 +207,7 @@ async def submit_invoice(
             )
         )
         if isinstance(claim, idempotency.Replay):
-            return Answer(claim.status, json.loads(claim.body))
+            return Accepted(claim.created, json.loads(claim.body))
         if isinstance(claim, idempotency.Reused):
             raise Conflict(
                 "this Idempotency-Key was used with a different request", "idempotency_key_reused"
@@ -224,12 +217,10 @@ async def submit_invoice(
                 "a request with this Idempotency-Key is still being processed",
                 "request_in_progress",
             )
-    find = _find_existing(seller, request.order_id, digest, render, key)
+    find = _find_existing(seller, request.order_id, digest, key)
     try:
         for _ in range(3):
-            stored = await db.write_batched(
-                store_new, _new_item(seller, priced, digest, render, key, now)
-            )
+            stored = await db.write_batched(store_new, _new_item(seller, priced, digest, key, now))
             if stored is not None:
                 return stored
             # The order has its invoice already (perhaps committed a moment ago by a concurrent
@@ -243,74 +234,3 @@ async def submit_invoice(
         if key is not None:
             await db.write(lambda conn: idempotency.release(conn, seller.id, key))
         raise
-
-
-async def get_invoice(db: Database, seller: Seller, invoice_id: str) -> repo.StoredInvoice:
-    invoice = await db.read(lambda conn: repo.get_invoice(conn, invoice_id, seller_id=seller.id))
-    if invoice is None:
-        raise NotFound(f"no invoice {invoice_id}")
-    return invoice
-
-
-async def list_invoices(
-    db: Database,
-    seller: Seller,
-    *,
-    order_id: str | None,
-    status: Status | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[repo.StoredInvoice], str | None]:
-    """A page, newest first, and the cursor of the next page (None on the last)."""
-    page = await db.read(
-        lambda conn: repo.list_invoices(
-            conn, seller.id, order_id=order_id, status=status, before_id=cursor, limit=limit + 1
-        )
-    )
-    more = len(page) > limit
-    page = page[:limit]
-    return page, (page[-1].id if more and page else None)
-
-
-def _cancel(
-    seller: Seller, invoice_id: str, now: datetime
-) -> Callable[[Connection], repo.StoredInvoice]:
-    def work(conn: Connection) -> repo.StoredInvoice:
-        invoice = repo.get_invoice(conn, invoice_id, seller_id=seller.id, lock=True)
-        if invoice is None:
-            raise NotFound(f"no invoice {invoice_id}")
-        if invoice.status is Status.CANCELLED:
-            return invoice
-        if invoice.status is Status.QUEUED:
-            done = repo.transition(
-                conn, invoice, Status.CANCELLED, now=now, event="cancelled",
-                fields={"lease_owner": None, "lease_expires_at": None, "next_attempt_at": None},
-            )  # fmt: skip
-            if not done:
-                raise Conflict("the invoice changed meanwhile; try again", "request_in_progress")
-        elif invoice.status in (Status.ISSUING, Status.ATTENTION):
-            if not invoice.cancel_requested:
-                repo.mark(
-                    conn, invoice, now=now, event="cancel_requested",
-                    fields={"cancel_requested": True},
-                )  # fmt: skip
-        elif invoice.status in (Status.ISSUED, Status.REVERSING, Status.REVERSED):
-            raise Conflict(
-                f"invoice {invoice.invoice_number} is issued; reverse it instead", "already_issued"
-            )
-        else:
-            raise Conflict(f"a {invoice.status} invoice cannot be cancelled", "not_cancellable")
-        updated = repo.get_invoice(conn, invoice_id)
-        assert updated is not None
-        return updated
-
-    return work
-
-
-async def cancel_invoice(
-    db: Database, seller: Seller, invoice_id: str, *, now: datetime
-) -> repo.StoredInvoice:
-    """Cancel before the platform has it. Returns the invoice (cancelled, or issuing with
-    `cancel_requested`: a call may be in flight, so it will be reversed if it was issued).
-    Raises NotFound, or Conflict already_issued / not_cancellable."""
-    return await db.write(_cancel(seller, invoice_id, now))

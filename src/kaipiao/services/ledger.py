@@ -20,9 +20,9 @@ from kaipiao.ledger.chain import GENESIS, Event, check_link, event_hash, time_te
 from kaipiao.ledger.signing import Checkpoint, Signer, key_id, verify_checkpoint
 from kaipiao.services.errors import NotFound, ServiceError
 from kaipiao.store import ledger as repo
-from kaipiao.store.database import Database
+from kaipiao.store.database import Conn, Database
 from kaipiao.store.events import events_for
-from kaipiao.store.tables import invoices
+from kaipiao.store.invoices import get_invoice
 
 try:
     from kaipiao.ledger._walk import Walker
@@ -37,9 +37,9 @@ Progress = Callable[[int, int], None]
 # -- checkpoints -------------------------------------------------------------------------------
 async def _leaves(db: Database, size: int) -> list[bytes]:
     leaves: list[bytes] = []
-    async for rows in repo.stream(db, "SELECT hash FROM ledger_events WHERE seq <= ? ORDER BY seq",
-                                  (size,)):  # fmt: skip
-        leaves.extend(bytes.fromhex(row[0]) for row in rows)
+    async with contextlib.aclosing(repo.leaf_hashes(db, 0, size)) as chunks:
+        async for chunk in chunks:
+            leaves.extend(chunk)
     if len(leaves) != size:
         raise ServiceError(
             f"the chain has {len(leaves)} events up to {size}; run `kaipiao ledger verify`",
@@ -56,11 +56,10 @@ async def _frontier(db: Database, size: int) -> merkle.Frontier:
     frontier = merkle.Frontier.from_json(start[1]) if start and start[0] <= size else None
     if frontier is None:
         frontier = merkle.Frontier()
-    query = "SELECT hash FROM ledger_events WHERE seq > ? AND seq <= ? ORDER BY seq"
-    async with contextlib.aclosing(repo.stream(db, query, (frontier.size, size))) as chunks:
-        async for rows in chunks:
-            for (digest,) in rows:
-                frontier.add(bytes.fromhex(digest))
+    async with contextlib.aclosing(repo.leaf_hashes(db, frontier.size, size)) as chunks:
+        async for chunk in chunks:
+            for leaf in chunk:
+                frontier.add(leaf)
     if frontier.size != size:
         raise ServiceError(
             f"the chain has {frontier.size} events up to {size}; run `kaipiao ledger verify`",
@@ -142,11 +141,9 @@ async def inclusion_proof(db: Database, invoice_id: str, seller_id: str) -> dict
     """An invoice's events with their audit paths to the latest signed checkpoint; events not
     yet covered by a checkpoint are listed under `pending`."""
 
-    def load(conn: Any) -> tuple[bool, list[dict[str, Any]], Checkpoint | None]:
-        owned = conn.execute(
-            invoices.select().where(invoices.c.id == invoice_id, invoices.c.seller_id == seller_id)
-        ).first()
-        return owned is not None, events_for(conn, invoice_id), repo.latest_checkpoint(conn)
+    def load(conn: Conn) -> tuple[bool, list[dict[str, Any]], Checkpoint | None]:
+        owned = get_invoice(conn, invoice_id, seller_id=seller_id) is not None
+        return owned, events_for(conn, invoice_id), repo.latest_checkpoint(conn)
 
     owned, rows, checkpoint = await db.read(load)
     if not owned:
@@ -354,11 +351,7 @@ async def verify(
             f"the chain ends at event {verdict.events} ({prev[:12]}…), but its head says "
             f"{size} ({head_hash[:12]}…)",
         )
-    unsealed = await db.read(
-        lambda conn: conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM ledger_events WHERE seq IS NULL"
-        ).scalar_one()
-    )
+    unsealed = await db.read(repo.unsealed)
     if unsealed:
         return fail(None, f"{unsealed} events have no sequence number (inserted outside the chain)")
     if not stored:

@@ -4,34 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from kaipiao.domain.lifecycle import Status
 from kaipiao.services.errors import Conflict, NotFound
 from kaipiao.store import invoices as repo
-from kaipiao.store.database import Database
+from kaipiao.store.database import Conn, Database
 from kaipiao.store.events import events_for
-from kaipiao.store.tables import invoices
+from kaipiao.store.records import StoredInvoice
 
 
 async def list_all(
     db: Database, *, status: Status | None, seller_id: str | None, limit: int
-) -> list[repo.StoredInvoice]:
-    def work(conn: Connection) -> list[repo.StoredInvoice]:
-        query = select(invoices)
-        if status is not None:
-            query = query.where(invoices.c.status == status.value)
-        if seller_id is not None:
-            query = query.where(invoices.c.seller_id == seller_id)
-        rows = conn.execute(query.order_by(invoices.c.id.desc()).limit(limit))
-        return [repo.StoredInvoice.from_row(row) for row in rows]
-
-    return await db.read(work)
+) -> list[StoredInvoice]:
+    """Invoices of every seller, newest first (optionally one status or one seller)."""
+    return await db.read(
+        lambda conn: repo.list_all(conn, status=status, seller_id=seller_id, limit=limit)
+    )
 
 
-async def show(db: Database, invoice_id: str) -> tuple[repo.StoredInvoice, list[dict[str, object]]]:
-    def work(conn: Connection) -> tuple[repo.StoredInvoice, list[dict[str, object]]]:
+async def show(db: Database, invoice_id: str) -> tuple[StoredInvoice, list[dict[str, object]]]:
+    def work(conn: Conn) -> tuple[StoredInvoice, list[dict[str, object]]]:
         invoice = repo.get_invoice(conn, invoice_id)
         if invoice is None:
             raise NotFound(f"no invoice {invoice_id}")
@@ -40,11 +31,11 @@ async def show(db: Database, invoice_id: str) -> tuple[repo.StoredInvoice, list[
     return await db.read(work)
 
 
-async def requeue(db: Database, invoice_id: str, *, now: datetime) -> repo.StoredInvoice:
+async def requeue(db: Database, invoice_id: str, *, now: datetime) -> StoredInvoice:
     """Give an `attention` invoice a fresh set of attempts. It goes to `issuing`, so the next
     worker asks the platform about its serial before sending anything."""
 
-    def work(conn: Connection) -> repo.StoredInvoice:
+    def work(conn: Conn) -> StoredInvoice:
         invoice = repo.get_invoice(conn, invoice_id, lock=True)
         if invoice is None:
             raise NotFound(f"no invoice {invoice_id}")

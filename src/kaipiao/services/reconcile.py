@@ -25,16 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from kaipiao.domain.lifecycle import Status
 from kaipiao.platform.outcomes import Throttled
 from kaipiao.platform.protocol import ListedInvoice, ListedPage, TaxPlatform
 from kaipiao.store import invoices as repo
-from kaipiao.store.database import Database
+from kaipiao.store.database import Conn, Database
+from kaipiao.store.reconcile import record_run
+from kaipiao.store.records import StoredInvoice
 from kaipiao.store.sellers import get_seller
-from kaipiao.store.tables import invoices, reconcile_runs
 
 log = logging.getLogger("kaipiao.reconcile")
 UNSETTLED = {Status.ISSUING, Status.ATTENTION}
@@ -72,23 +70,9 @@ async def _listing(
     return found
 
 
-def _sellers_in_window(conn: Connection, since: datetime) -> list[str]:
-    rows = conn.execute(
-        select(invoices.c.seller_id).where(invoices.c.updated_at >= since).distinct()
-    )
-    return [row[0] for row in rows]
-
-
-def _local(conn: Connection, seller_id: str, since: datetime) -> list[repo.StoredInvoice]:
-    rows = conn.execute(
-        select(invoices).where(invoices.c.seller_id == seller_id, invoices.c.updated_at >= since)
-    )
-    return [repo.StoredInvoice.from_row(row) for row in rows]
-
-
 def _compare(
-    conn: Connection,
-    local: list[repo.StoredInvoice],
+    conn: Conn,
+    local: list[StoredInvoice],
     listed: dict[str, ListedInvoice],
     since: datetime,
     now: datetime,
@@ -97,7 +81,7 @@ def _compare(
     """One seller's comparison (a unit of work: its report counts only once it commits)."""
     report = Report(since=since)
 
-    def flag(invoice: repo.StoredInvoice, why: str) -> None:
+    def flag(invoice: StoredInvoice, why: str) -> None:
         report.contradictions.append(f"{invoice.id}: {why}")
         repo.transition(
             conn, invoice, Status.ATTENTION, now=now, event="reconcile_contradiction",
@@ -135,17 +119,12 @@ def _compare(
             report.checked += 1
             flag(invoice, f"issued here as {invoice.invoice_number}, unknown on the platform")
     for serial, there in listed.items():
-        if serial not in seen and not _known(conn, serial):
+        if serial not in seen and not repo.serial_known(conn, serial):
             report.checked += 1
             report.contradictions.append(
                 f"serial {serial}: issued on the platform as {there.invoice_number}, unknown here"
             )
     return report
-
-
-def _known(conn: Connection, serial: str) -> bool:
-    found = conn.execute(select(invoices.c.id).where(invoices.c.serial_no == serial)).first()
-    return found is not None
 
 
 async def reconcile(
@@ -159,7 +138,7 @@ async def reconcile(
     """Compare everything changed since `since` with the platform; record and return the run."""
     started = clock()
     report = Report(since=since)
-    for seller_id in await db.read(partial(_sellers_in_window, since=since)):
+    for seller_id in await db.read(partial(repo.sellers_changed_since, since=since)):
         seller = await db.read(partial(get_seller, seller_id=seller_id))
         if seller is None:
             continue
@@ -167,7 +146,7 @@ async def reconcile(
         if listed is None:
             report.unreachable.append(seller.id)
             continue
-        local = await db.read(partial(_local, seller_id=seller_id, since=since))
+        local = await db.read(partial(repo.changed_since, seller_id=seller_id, since=since))
         part = await db.write(
             partial(_compare, local=local, listed=listed, since=since, now=clock(), grace=grace)
         )
@@ -176,12 +155,10 @@ async def reconcile(
         report.contradictions += part.contradictions
     finished = clock()
     await db.write(
-        lambda conn: conn.execute(
-            reconcile_runs.insert().values(
-                started_at=started, finished_at=finished, since=since, checked=report.checked,
-                settled=report.settled, contradictions=len(report.contradictions),
-                unreachable=len(report.unreachable),
-            )
+        lambda conn: record_run(
+            conn, started_at=started, finished_at=finished, since=since, checked=report.checked,
+            settled=report.settled, contradictions=len(report.contradictions),
+            unreachable=len(report.unreachable),
         )
     )  # fmt: skip
     log.info(

@@ -23,18 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import delete, select
-from sqlalchemy.engine import Connection
 
 from kaipiao.ledger.chain import time_text
 from kaipiao.services.archive import verify_archive
 from kaipiao.services.errors import ServiceError
-from kaipiao.store.database import Database
+from kaipiao.store import retention as repo
+from kaipiao.store.database import Conn, Database
 from kaipiao.store.events import append_event
-from kaipiao.store.tables import idempotency_keys, invoices, webhook_deliveries
 
 MINIMUM_YEARS = 6
-BATCH = 500
 
 
 def retention_cutoff(now: datetime, years: int) -> datetime:
@@ -67,60 +64,28 @@ def _archived(directory: Path) -> dict[str, tuple[str, str, str]]:
 
 
 def _eligible(
-    conn: Connection, archived: dict[str, tuple[str, str, str]], cutoff: datetime,
-    result: Purged,
-) -> list[str]:  # fmt: skip
-    ids = list(archived)
+    conn: Conn, archived: dict[str, tuple[str, str, str]], cutoff: datetime, result: Purged
+) -> list[str]:
     keep: list[str] = []
-    for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
-        rows = conn.execute(
-            select(invoices.c.id, invoices.c.status, invoices.c.updated_at, invoices.c.created_at)
-            .where(invoices.c.id.in_(chunk))
-        ).all()  # fmt: skip
-        for row in rows:
-            status, updated, _ = archived[row.id]
-            if row.created_at >= cutoff:
-                result.too_recent += 1
-            elif row.status != status or time_text(row.updated_at) != updated:
-                result.changed += 1
-            else:
-                keep.append(row.id)
+    for invoice_id, status, updated_at, created_at in repo.states(conn, list(archived)):
+        archived_status, archived_update, _ = archived[invoice_id]
+        if created_at >= cutoff:
+            result.too_recent += 1
+        elif status != archived_status or time_text(updated_at) != archived_update:
+            result.changed += 1
+        else:
+            keep.append(invoice_id)
     chosen = set(keep)
-    held: set[str] = set()
-    for start in range(0, len(keep), BATCH):  # red invoices of the chosen ones, not the table
-        referencing = conn.execute(
-            select(invoices.c.original_id, invoices.c.id).where(
-                invoices.c.original_id.in_(keep[start : start + BATCH])
-            )
-        )
-        held |= {original for original, red in referencing if red not in chosen}
+    # Only the red invoices of the chosen ones are read, not the whole table.
+    held = {original for original, red in repo.reds_of(conn, keep) if red not in chosen}
     result.still_referenced = len(held)
     return sorted(chosen - held)
 
 
-def _delete(conn: Connection, ids: list[str], cutoff: datetime, manifest: dict[str, Any],
+def _delete(conn: Conn, ids: list[str], cutoff: datetime, manifest: dict[str, Any],
             now: datetime, result: Purged) -> None:  # fmt: skip
-    # Reds first: a red invoice references its blue one.
-    reds: list[str] = []
-    for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
-        reds += conn.execute(
-            select(invoices.c.id).where(
-                invoices.c.id.in_(chunk), invoices.c.original_id.is_not(None)
-            )
-        ).scalars()
-    red_set = set(reds)
-    for group in (reds, [i for i in ids if i not in red_set]):
-        for start in range(0, len(group), BATCH):
-            chunk = group[start : start + BATCH]
-            conn.execute(
-                delete(webhook_deliveries).where(webhook_deliveries.c.invoice_id.in_(chunk))
-            )
-            conn.execute(delete(invoices).where(invoices.c.id.in_(chunk)))
-    result.expired_keys = conn.execute(
-        delete(idempotency_keys).where(idempotency_keys.c.expires_at < cutoff)
-    ).rowcount
+    repo.delete_invoices(conn, ids)
+    result.expired_keys = repo.delete_keys_expired_before(conn, cutoff)
     append_event(
         conn, invoice_id=None, seller_id=None, type="purged", now=now,
         payload={
@@ -152,7 +117,7 @@ async def purge(
     archived = await asyncio.to_thread(_archived, archive_dir)
     result = Purged(cutoff=retention_cutoff(now, retention_years), archived=len(archived))
 
-    def work(conn: Connection) -> None:
+    def work(conn: Conn) -> None:
         ids = _eligible(conn, archived, result.cutoff, result)
         result.purged = len(ids)
         if ids and not dry_run:

@@ -12,8 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from kaipiao.domain.codes import new_serial_no
 from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.domain.sellers import Seller
@@ -21,8 +19,9 @@ from kaipiao.domain.words import amount_in_words
 from kaipiao.services import ids
 from kaipiao.services.errors import Conflict, NotFound
 from kaipiao.store import invoices as repo
-from kaipiao.store.database import Database
+from kaipiao.store.database import Conn, Database
 from kaipiao.store.events import append_event
+from kaipiao.store.records import StoredInvoice
 
 # kaipiao's reason codes, with the tax platform's own codes (01 开票有误, 02 销货退回, 03 服务中止,
 # 04 销售折让); providers number them differently and map from these.
@@ -38,9 +37,7 @@ def _negate(text: str) -> str:
     return str(-Decimal(text))
 
 
-def create_red(
-    conn: Connection, original: repo.StoredInvoice, reason: str, now: datetime
-) -> repo.StoredInvoice:
+def create_red(conn: Conn, original: StoredInvoice, reason: str, now: datetime) -> StoredInvoice:
     """Insert the red invoice for `original` (issued) and move the original to reversing."""
     lines: list[dict[str, Any]] = [
         {**line, "quantity": _negate(line["quantity"]), "amount": _negate(line["amount"]),
@@ -89,8 +86,8 @@ def create_red(
 
 def _reverse(
     seller: Seller, invoice_id: str, reason: str, now: datetime
-) -> Callable[[Connection], repo.StoredInvoice]:
-    def work(conn: Connection) -> repo.StoredInvoice:
+) -> Callable[[Conn], StoredInvoice]:
+    def work(conn: Conn) -> StoredInvoice:
         original = repo.get_invoice(conn, invoice_id, seller_id=seller.id, lock=True)
         if original is None:
             raise NotFound(f"no invoice {invoice_id}")
@@ -111,7 +108,7 @@ def _reverse(
 
 async def reverse_invoice(
     db: Database, seller: Seller, invoice_id: str, reason: str, *, now: datetime
-) -> repo.StoredInvoice:
+) -> StoredInvoice:
     """Queue a red invoice against an issued one; returns the red invoice."""
     if reason not in REASONS:
         raise Conflict(f"reason must be one of {', '.join(REASONS)}", "invalid_reason")

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy.engine import Connection
-
 from kaipiao.domain.codes import is_region
 from kaipiao.domain.credit_code import CheckMode, validate_tax_id
 from kaipiao.domain.errors import DomainError
@@ -18,7 +16,7 @@ from kaipiao.domain.sellers import Seller
 from kaipiao.services import ids
 from kaipiao.services.errors import Conflict, ServiceError
 from kaipiao.store import sellers as repo
-from kaipiao.store.database import Database
+from kaipiao.store.database import Conn, Database
 
 
 def hash_key(api_key: str) -> str:
@@ -75,7 +73,7 @@ async def add_seller(
     )
     api_key = ids.new_api_key()
 
-    def work(conn: Connection) -> None:
+    def work(conn: Conn) -> None:
         if repo.find_seller_by_tax_id(conn, tax_id) is not None:
             raise Conflict(f"a seller with tax id {tax_id} exists", "seller_exists")
         repo.insert_seller(conn, seller)
@@ -112,5 +110,9 @@ async def platforms(db: Database) -> dict[str, str]:
 
 
 async def authenticate(db: Database, api_key: str) -> repo.Principal | None:
-    digest = hash_key(api_key)
-    return await db.read(lambda conn: repo.find_principal(conn, digest))
+    return await principal_for(db, hash_key(api_key))
+
+
+async def principal_for(db: Database, key_hash: str) -> repo.Principal | None:
+    """Who holds the API key of this hash (`hash_key`), or None if no live key has it."""
+    return await db.read(lambda conn: repo.find_principal(conn, key_hash))

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from kaipiao.services import ids
 from kaipiao.store import overview, webhooks
-from kaipiao.store.database import Database
+from kaipiao.store.database import Conn, Database
 from kaipiao.store.ledger import head
+from kaipiao.store.migrate import is_current
 
 SLO = timedelta(minutes=5)
 ACTIVE_WINDOW = timedelta(hours=24)
@@ -73,10 +72,15 @@ class Snapshot:
         }
 
 
+async def schema_current(db: Database) -> bool:
+    """Whether the store's schema is the one this code expects (readiness)."""
+    return await is_current(db)
+
+
 async def snapshot(db: Database, now: datetime) -> Snapshot:
     since_id = ids.invoice_id_floor(now - ACTIVE_WINDOW)
 
-    def read(conn: Connection) -> Snapshot:
+    def read(conn: Conn) -> Snapshot:
         oldest = overview.oldest_waiting(conn)
         return Snapshot(
             at=now,

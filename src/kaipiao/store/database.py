@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
@@ -45,17 +42,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from kaipiao.store import events
+from kaipiao.store.commit import Job, PgBatcher, SqliteWriter, TransactionStats
 
-Conn = Connection
+__all__ = ["STORE_DOWN", "BatchWork", "Conn", "Database", "TransactionStats", "Work",
+           "is_store_down"]  # fmt: skip
+
+Conn: TypeAlias = Connection
 """The connection a unit of work runs on: services and the engine annotate with this name and
 hand it to repositories, so nothing above the store imports SQLAlchemy."""
+
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 Work = Callable[[Connection], T]
 BatchWork = Callable[[Connection, list[ItemT]], list[ResultT]]
 """Runs a batch of items of one kind and returns one result per item, in order."""
-MAX_BATCH = 256
 READERS = 4
 
 
@@ -75,275 +76,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(pragma)
     cursor.close()
-
-
-@dataclass(slots=True)
-class _Job:
-    work: Callable[[Connection], Any] | None
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-    batch: Callable[[Connection, list[Any]], list[Any]] | None = None
-    item: Any = None
-
-
-def _runs(jobs: list[_Job]) -> list[list[_Job]]:
-    """Consecutive jobs of one batch kind grouped together; every other job alone."""
-    runs: list[list[_Job]] = []
-    for job in jobs:
-        if runs and job.batch is not None and runs[-1][0].batch is job.batch:
-            runs[-1].append(job)
-        else:
-            runs.append([job])
-    return runs
-
-
-def _results(conn: Connection, group: list[_Job]) -> list[Any]:
-    """The results of a group of jobs: a plain unit alone, or one batch call for all."""
-    if group[0].batch is None:
-        work = group[0].work
-        assert work is not None
-        return [work(conn)]
-    results = group[0].batch(conn, [job.item for job in group])
-    if len(results) != len(group):
-        raise RuntimeError("a batch returned the wrong number of results")
-    return results
-
-
-def _run_batch(
-    conn: Connection, run: list[_Job], savepoint: Callable[[str], None]
-) -> list[tuple[_Job, Any, BaseException | None]]:
-    """One run of jobs inside savepoints: a failed batch is retried item by item, so only the
-    item at fault fails."""
-    attempts = [run]
-    outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-    while attempts:
-        group = attempts.pop(0)
-        savepoint("SAVEPOINT unit")
-        mark = events.mark(conn)
-        try:
-            results = _results(conn, group)
-        except BaseException as exc:  # the group's own failure: undo it alone
-            savepoint("ROLLBACK TO unit")
-            savepoint("RELEASE unit")
-            events.forget(conn, mark)
-            if len(group) > 1:
-                attempts = [[job] for job in group] + attempts
-            else:
-                outcomes.append((group[0], None, exc))
-        else:
-            savepoint("RELEASE unit")
-            outcomes.extend((job, result, None) for job, result in zip(group, results, strict=True))
-    return outcomes
-
-
-def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
-    if job.future.done():
-        return
-    if error is not None:
-        job.future.set_exception(error)
-    else:
-        job.future.set_result(result)
-
-
-def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
-    """`_deliver` from another thread."""
-    job.loop.call_soon_threadsafe(_deliver, job, result, error)
-
-
-@dataclass
-class TransactionStats:
-    """Units of work committed and rolled back (a unit undone alone inside a group commit
-    counts as one rollback), for the `kaipiao_db_*_total` metrics."""
-
-    commits: int = 0
-    rollbacks: int = 0
-
-    def count(self, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
-        failed = sum(1 for _, _, error in outcomes if error is not None)
-        self.rollbacks += failed
-        self.commits += len(outcomes) - failed
-
-
-class _SqliteWriter:
-    """The one writer thread of a SQLite database, committing queued units of work in groups."""
-
-    def __init__(self, engine: Engine, stats: TransactionStats, linger_s: float = 0.0) -> None:
-        self.stats = stats
-        self.engine = engine
-        self.linger_s = linger_s
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name="kaipiao-sqlite-writer", daemon=True)
-        self.thread.start()
-
-    def submit(self, job: _Job) -> None:
-        self.jobs.put(job)
-
-    def stop(self) -> None:
-        self.jobs.put(None)
-        self.thread.join(timeout=30)
-
-    def _run(self) -> None:
-        conn: Connection | None = None
-        while True:
-            first = self.jobs.get()
-            if first is None:
-                break
-            batch = [first]
-            deadline = time.monotonic() + self.linger_s
-            while len(batch) < MAX_BATCH:
-                wait = deadline - time.monotonic()
-                try:
-                    job = self.jobs.get(timeout=wait) if wait > 0 else self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self.jobs.put(None)
-                    break
-                batch.append(job)
-            if conn is None:
-                try:
-                    conn = self.engine.connect()
-                except Exception as exc:
-                    for job in batch:
-                        _settle(job, None, exc)
-                    continue
-            if not self._commit(conn, batch):
-                # After a failed BEGIN/COMMIT the connection may be unusable: start afresh.
-                with contextlib.suppress(Exception):
-                    conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
-
-    def _commit(self, conn: Connection, batch: list[_Job]) -> bool:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        savepoint = cursor.execute  # plain statements need none of SQLAlchemy's per-call work
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            events.forget(conn)
-            for run in _runs(batch):
-                outcomes.extend(_run_batch(conn, run, savepoint))
-            events.seal(conn)
-            conn.exec_driver_sql("COMMIT")
-        except Exception as exc:  # BEGIN, the seal or COMMIT failed: nothing of it is durable
-            events.forget(conn)
-            self.stats.rollbacks += len(batch)
-            with contextlib.suppress(Exception):  # the batch's own error is what callers get
-                conn.exec_driver_sql("ROLLBACK")
-            for job in batch:
-                _settle(job, None, exc)
-            return False
-        self.stats.count(outcomes)
-        for job, result, error in outcomes:
-            _settle(job, result, error)
-        return True
-
-
-class _AloneEach(Exception):
-    """A batch run without savepoints failed: run each of its jobs on its own."""
-
-
-class _PgBatcher:
-    """Group commit for batched units on PostgreSQL: everything queued while earlier batches
-    were committing goes in one transaction. Up to `IN_FLIGHT` transactions at once, so that the
-    process keeps working while a batch waits on the database (measured: with one at a time the
-    API process sat idle a fifth of the time under load); the chain head's row lock orders their
-    ledger events, and a batch that collides with another (a deadlock between two duplicate
-    orders) is retried item by item like any failed batch."""
-
-    IN_FLIGHT = 2
-
-    def __init__(self, engine: AsyncEngine, stats: TransactionStats) -> None:
-        self.engine = engine
-        self.stats = stats
-        self.loop = asyncio.get_running_loop()
-        self.jobs: asyncio.Queue[_Job] = asyncio.Queue()
-        self.slots = asyncio.Semaphore(self.IN_FLIGHT)
-        self.running: set[asyncio.Task[None]] = set()
-        self.task = self.loop.create_task(self._run(), name="kaipiao-pg-batcher")
-
-    def submit(self, job: _Job) -> None:
-        self.jobs.put_nowait(job)
-
-    async def _run(self) -> None:
-        while True:
-            batch = [await self.jobs.get()]
-            await self.slots.acquire()  # while waiting for a slot, the batch grows
-            while len(batch) < MAX_BATCH and not self.jobs.empty():
-                batch.append(self.jobs.get_nowait())
-            task = self.loop.create_task(self._commit(batch), name="kaipiao-pg-batch")
-            self.running.add(task)
-            task.add_done_callback(self.running.discard)
-
-    async def _commit(self, batch: list[_Job]) -> None:
-        try:
-            try:
-                outcomes = await self._transaction(batch)
-            except _AloneEach:
-                # The batch failed without savepoints: each job again in its own transaction,
-                # so that only the one at fault fails.
-                outcomes = []
-                for job in batch:
-                    try:
-                        outcomes.extend(await self._transaction([job]))
-                    except Exception as exc:  # this one's connect or commit failed
-                        outcomes.append((job, None, exc))
-        except Exception as exc:  # connect, BEGIN or COMMIT failed: nothing is durable
-            self.stats.rollbacks += len(batch)
-            for job in batch:
-                _deliver(job, None, exc)
-            return
-        finally:
-            self.slots.release()
-        self.stats.count(outcomes)
-        for job, result, error in outcomes:
-            _deliver(job, result, error)
-
-    async def _transaction(self, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
-        async with self.engine.connect() as conn, conn.begin():
-            return await conn.run_sync(self._in_transaction, batch)
-
-    @staticmethod
-    def _in_transaction(
-        conn: Connection, batch: list[_Job]
-    ) -> list[tuple[_Job, Any, BaseException | None]]:
-        def savepoint(statement: str) -> None:
-            conn.exec_driver_sql(statement)
-
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        events.forget(conn)
-        runs = _runs(batch)
-        try:
-            if len(runs) == 1 and len(batch) > 1 and batch[0].batch is not None:
-                # One run of one kind (intake under load): no savepoints, two round trips a
-                # batch fewer (measured: a fifth of a batch's own cost); if it fails, the
-                # whole transaction is rolled back and `_commit` runs each job alone.
-                try:
-                    results = _results(conn, batch)
-                except Exception as exc:
-                    raise _AloneEach from exc
-                outcomes = [(job, result, None) for job, result in zip(batch, results, strict=True)]
-            else:
-                for run in runs:
-                    outcomes.extend(_run_batch(conn, run, savepoint))
-            events.seal(conn)
-        except BaseException:
-            # A connection lost mid-batch refuses even `conn.info` until rolled back: the
-            # original error is the one to report, not that refusal.
-            with contextlib.suppress(Exception):
-                events.forget(conn)
-            raise
-        return outcomes
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        if self.running:  # let the transactions under way finish and answer
-            await asyncio.gather(*self.running, return_exceptions=True)
-        while not self.jobs.empty():
-            _deliver(self.jobs.get_nowait(), None, RuntimeError("the database was closed"))
 
 
 def _sealed(conn: Connection, work: Work[T]) -> T:
@@ -372,8 +104,8 @@ class Database:
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._async: AsyncEngine | None = None
         self._sync: Engine | None = None
-        self._writer: _SqliteWriter | None = None
-        self._batcher: _PgBatcher | None = None
+        self._writer: SqliteWriter | None = None
+        self._batcher: PgBatcher | None = None
         self.stats = TransactionStats()
         self._readers: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -400,11 +132,11 @@ class Database:
         return engine
 
     # -- SQLite plumbing -----------------------------------------------------------------------
-    def _sqlite_writer(self) -> _SqliteWriter:
+    def _sqlite_writer(self) -> SqliteWriter:
         with self._lock:
             if self._writer is None:
                 assert self._sync is not None
-                self._writer = _SqliteWriter(self._sync, self.stats, self.linger_s)
+                self._writer = SqliteWriter(self._sync, self.stats, self.linger_s)
             return self._writer
 
     def _sqlite_readers(self) -> ThreadPoolExecutor:
@@ -446,7 +178,7 @@ class Database:
             return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._sqlite_writer().submit(_Job(work, loop, future))
+        self._sqlite_writer().submit(Job(work, loop, future))
         return await future
 
     async def write_batched(self, work: BatchWork[ItemT, ResultT], item: ItemT) -> ResultT:
@@ -454,10 +186,10 @@ class Database:
         equal kinds are the same object), in one write transaction; its result once committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ResultT] = loop.create_future()
-        job = _Job(None, loop, future, work, item)
+        job = Job(None, loop, future, work, item)
         if self._async is not None:
             if self._batcher is None or self._batcher.loop is not loop or self._batcher.task.done():
-                self._batcher = _PgBatcher(self._async, self.stats)
+                self._batcher = PgBatcher(self._async, self.stats)
             self._batcher.submit(job)
         else:
             self._sqlite_writer().submit(job)
@@ -530,6 +262,9 @@ _CONNECTION_LOST = frozenset({
     "InternalClientError", "InterfaceError", "PostgresConnectionError", "TooManyConnectionsError",
 })  # fmt: skip
 _DOWN = (OperationalError, InterfaceError, PoolTimeout, PendingRollbackError, OSError)
+STORE_DOWN: tuple[type[Exception], ...] = (*_DOWN, DBAPIError)
+"""Exception classes that may mean the store is down (for handler registration);
+`is_store_down` decides for each instance."""
 
 
 def is_store_down(exc: BaseException) -> bool:

@@ -3,6 +3,9 @@
 A claim is committed on its own, before the work, so a concurrent retry sees it and gets
 `request_in_progress` instead of doing the work twice. A claim whose holder died is taken over
 once `locked_until` passes; a finished key is kept until `expires_at`.
+
+A finished key holds the response document and whether the first request created the invoice
+(stored as the HTTP status it was first answered with, 202 or 200, as it always has been).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.engine import Connection
 from kaipiao.store.tables import idempotency_keys as keys
 
 CLAIM_LOCK = timedelta(seconds=60)
+_CREATED, _EXISTING = 202, 200  # `response_status`: created, or answered with an existing one
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +31,10 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    status: int
+    """The key's request was finished: `body` is the document it was answered with, `created`
+    whether that request created the invoice."""
+
+    created: bool
     body: str
 
 
@@ -88,11 +95,13 @@ def claim(
     if row.request_hash != request_hash:
         return Reused()
     if row.state == "done":
-        return Replay(status=row.response_status, body=row.response_body)
+        return Replay(created=row.response_status == _CREATED, body=row.response_body)
     return InProgress()
 
 
-def complete(conn: Connection, seller_id: str, key: str, *, status: int, body: str) -> None:
+def complete(conn: Connection, seller_id: str, key: str, *, created: bool, body: str) -> None:
+    """Finish a claimed key with the answer its request got, for its replays."""
+    status = _CREATED if created else _EXISTING
     conn.execute(
         update(keys)
         .where(keys.c.seller_id == seller_id, keys.c.key == key)

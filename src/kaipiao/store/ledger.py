@@ -9,6 +9,7 @@ chunks (sqlite3 in a thread; asyncpg's server-side cursor).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
@@ -142,6 +143,24 @@ async def stream(
         cursor = await pg.cursor(numbered, *params)
         while rows := await cursor.fetch(CHUNK):
             yield rows
+
+
+_LEAVES = "SELECT hash FROM ledger_events WHERE seq > ? AND seq <= ? ORDER BY seq"
+
+
+async def leaf_hashes(db: Database, after: int, upto: int) -> AsyncGenerator[list[bytes], None]:
+    """The hashes of the events with `after < seq <= upto` (the Merkle tree's leaves), in
+    order, in chunks, read on one snapshot."""
+    async with contextlib.aclosing(stream(db, _LEAVES, (after, upto))) as chunks:
+        async for rows in chunks:
+            yield [bytes.fromhex(row[0]) for row in rows]
+
+
+def unsealed(conn: Connection) -> int:
+    """Events without a sequence number: inserted outside the chain (never by kaipiao)."""
+    return int(
+        conn.exec_driver_sql("SELECT COUNT(*) FROM ledger_events WHERE seq IS NULL").scalar_one()
+    )
 
 
 def head(conn: Connection) -> tuple[int, str]:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from kaipiao.domain.lifecycle import Status, ensure_transition
 from kaipiao.store import webhooks
 from kaipiao.store.events import append_event, append_events
-from kaipiao.store.invoices import StoredInvoice
+from kaipiao.store.records import StoredInvoice
 from kaipiao.store.tables import invoices
 
 

@@ -6,16 +6,15 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import TERMINAL
+from kaipiao.store.documents import json_time, render_invoice
+from kaipiao.store.records import StoredInvoice
 from kaipiao.store.tables import sellers, webhook_deliveries
-
-if TYPE_CHECKING:  # invoices.py calls enqueue on every status change
-    from kaipiao.store.invoices import StoredInvoice
 
 
 def enqueue(conn: Connection, invoice: StoredInvoice, now: datetime) -> None:
@@ -26,14 +25,8 @@ def enqueue(conn: Connection, invoice: StoredInvoice, now: datetime) -> None:
     event_id = "evt_" + uuid.uuid4().hex
     kind = f"invoice.{invoice.status.value}"
     body = {
-        "event_id": event_id, "type": kind, "created_at": now.isoformat(),
-        "invoice": {
-            "id": invoice.id, "order_id": invoice.order_id, "kind": invoice.kind.value,
-            "status": invoice.status.value, "serial_no": invoice.serial_no,
-            "invoice_number": invoice.invoice_number, "total": str(invoice.total),
-            "original_id": invoice.original_id, "error_code": invoice.error_code,
-            "error_message": invoice.error_message,
-        },
+        "event_id": event_id, "type": kind, "created_at": json_time(now),
+        "invoice": render_invoice(invoice),
     }  # fmt: skip
     conn.execute(
         webhook_deliveries.insert().values(
@@ -127,8 +120,8 @@ def for_invoice(conn: Connection, invoice_id: str) -> list[dict[str, Any]]:
             "attempts": r.attempts,
             "last_status": r.last_status,
             "last_error": r.last_error,
-            "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
-            "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+            "next_attempt_at": json_time(r.next_attempt_at),
+            "delivered_at": json_time(r.delivered_at),
         }
         for r in rows
     ]

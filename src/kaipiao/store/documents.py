@@ -1,0 +1,49 @@
+"""The public JSON of an invoice: the one rendering that the API answers with, idempotent
+replays repeat, webhook bodies carry and the CLI prints. Times in one form, RFC 3339 in UTC with
+`Z` (`2026-11-27T08:00:00.123456Z`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kaipiao.store.records import StoredInvoice
+
+
+def json_time(moment: datetime | None) -> str | None:
+    """A UTC time as public JSON carries it (`…Z`), or None."""
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def render_invoice(invoice: StoredInvoice) -> dict[str, Any]:
+    """The invoice resource as JSON-ready data (the shape of `api.schemas.InvoicePublic`)."""
+    error = (
+        {"code": invoice.error_code, "message": invoice.error_message}
+        if invoice.error_code
+        else None
+    )
+    return {
+        "id": invoice.id,
+        "order_id": invoice.order_id,
+        "kind": invoice.kind.value,
+        "status": invoice.status.value,
+        "invoice_type": invoice.invoice_type,
+        "serial_no": invoice.serial_no,
+        "invoice_number": invoice.invoice_number,
+        "issued_at": json_time(invoice.issued_at),
+        "total_amount": str(invoice.total_amount),
+        "total_tax": str(invoice.total_tax),
+        "total": str(invoice.total),
+        "total_in_words": invoice.total_in_words,
+        "lines": invoice.lines,
+        "buyer": invoice.buyer,
+        "remark": invoice.remark,
+        "callback_url": invoice.callback_url,
+        "attempts": invoice.attempts,
+        "next_attempt_at": json_time(invoice.next_attempt_at),
+        "cancel_requested": invoice.cancel_requested,
+        "error": error,
+        "original_id": invoice.original_id,
+        "created_at": json_time(invoice.created_at),
+        "updated_at": json_time(invoice.updated_at),
+    }
