@@ -56,7 +56,7 @@ def create_app(
     )
     metrics = Metrics()
     metrics.watch_transactions(database.stats)
-    app.state.snapshot = None  # kept fresh by `kaipiao serve` (bootstrap.poll_status)
+    app.state.snapshot = None  # kept fresh by `kaipiao serve` (runtime.poll_status)
     metrics.watch_snapshot(lambda: app.state.snapshot)
     app.state.settings = settings
     app.state.database = database

@@ -1,0 +1,80 @@
+"""The `kaipiao` command. Each subcommand parses its flags, builds Settings and calls one function;
+the modules of this package hold one command group each (their common options and helpers are in
+`kaipiao.cli.shared`), and the table at the end lists every command in the order `kaipiao --help`
+shows them.
+
+Failures an operator can act on never end in a traceback: one handler, on the root group, turns
+domain and service errors, an unreachable database and a file that cannot be read or written into
+one `error: …` line on stderr and exit status 1 (2 for a wrong flag value, as for usage errors).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from kaipiao import __version__
+from kaipiao.cli import drill, invoices, ledger, ops, run, sellers
+from kaipiao.cli.shared import exit_code, explain
+
+
+class _Commands(TyperGroup):
+    """The root group: every command runs inside its `invoke`, so expected failures end here."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context, private to typer
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = explain(exc)
+            if message is None:
+                raise  # a bug: its traceback is what a report needs
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(exit_code(exc)) from None
+
+
+app = typer.Typer(
+    name="kaipiao",
+    help="kaipiao: a self-hosted e-invoice (fapiao) issuing gateway.",
+    cls=_Commands,
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """kaipiao: a self-hosted e-invoice (fapiao) issuing gateway."""
+
+
+@app.command()
+def version() -> None:
+    """Print kaipiao's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+app.command()(run.serve)
+app.command()(run.worker)
+app.command()(run.migrate)
+app.command()(ledger.purge)
+app.command()(ops.reconcile)
+app.command("operator-key")(sellers.operator_key)
+app.command()(ops.status)
+app.command()(run.sandbox)
+app.command()(ops.plan)
+app.command()(ops.bench)
+app.command()(drill.drill)
+app.add_typer(sellers.seller_app, name="seller")
+app.add_typer(invoices.invoices_app, name="invoices")
+app.add_typer(ledger.ledger_app, name="ledger")
+app.add_typer(ledger.archive_app, name="archive")

@@ -1,0 +1,216 @@
+"""Running processes: `kaipiao serve` (API, workers, sandbox, background jobs), `kaipiao worker`
+and one reconciliation pass. The parts come from `kaipiao.bootstrap`; this module owns the event
+loop, signals, the start-up banner, logging and the collector's tuning. (`kaipiao sandbox` has its
+own runner, `kaipiao.sandbox.run`, so that a sandbox starts without the gateway's modules.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+import uvicorn
+from prometheus_client import start_http_server
+
+from kaipiao.api.app import create_app
+from kaipiao.bootstrap import checkpoint_job, database_for, platform_for, worker_config
+from kaipiao.clock import utcnow
+from kaipiao.config import Settings
+from kaipiao.engine.webhooks import WebhookSender
+from kaipiao.engine.worker import Worker
+from kaipiao.observability import logs
+from kaipiao.observability.metrics import Metrics
+from kaipiao.sandbox.faults import PROFILES
+from kaipiao.sandbox.run import install_event_loop
+from kaipiao.sandbox.server import SandboxServer
+from kaipiao.sandbox.state import SandboxState
+from kaipiao.services import reconcile, status
+from kaipiao.services.demo import ensure_demo_seller
+from kaipiao.services.reconcile import ReconcileJob
+from kaipiao.store.database import Database
+from kaipiao.store.migrate import upgrade
+
+log = logging.getLogger("kaipiao")
+
+WORKER_LINGER_S = 0.01
+"""A worker's SQLite writer waits this long to gather results into one commit (measured: see
+bench/README.md, issuance)."""
+
+
+def configure_logging(level: str) -> None:
+    logs.configure(level, sys.stderr)
+
+
+def run_process(
+    process: Callable[[Settings], Coroutine[Any, Any, None]], settings: Settings
+) -> None:
+    """Run `serve` or `run_worker` to its end in this process, with logging configured and the
+    fast event loop installed."""
+    configure_logging(settings.log_level)
+    install_event_loop()
+    asyncio.run(process(settings))
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: the process then finishes its work and stops."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_worker(settings: Settings) -> None:
+    """A worker process: issue due invoices until SIGINT/SIGTERM, then stop gracefully."""
+    if settings.platform_url is None:
+        raise SystemExit("kaipiao worker needs --platform-url (or KAIPIAO_PLATFORM_URL)")
+    db = database_for(settings, linger_s=WORKER_LINGER_S)
+    await upgrade(db)
+    platform = platform_for(settings, settings.platform_url, db)
+    stop = _stop_on_signals()
+    metrics = Metrics()
+    metrics.watch_transactions(db.stats)
+    worker = Worker(db, platform, worker_config(settings), observer=metrics)
+    print(f"kaipiao worker {worker.owner} issuing on {settings.platform_url}", flush=True)
+    if settings.metrics_port is not None:
+        server, _ = start_http_server(settings.metrics_port, settings.host, metrics.registry)
+        port = server.server_address[1]
+        print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
+    senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
+    try:
+        await worker.run(stop)
+    finally:
+        stop.set()
+        await senders
+        await platform.aclose()
+        await db.dispose()
+
+
+async def reconcile_once(
+    settings: Settings, db: Database, platform_url: str, *, since: datetime
+) -> reconcile.Report:
+    """One reconciliation pass against the platform at `platform_url` (and the sellers' own
+    provider accounts), as `serve` runs periodically."""
+    platform = platform_for(settings, platform_url, db)
+    try:
+        return await reconcile.reconcile(db, platform, since=since, clock=utcnow)
+    finally:
+        await platform.aclose()
+
+
+async def poll_status(app: Any, db: Database, stop: asyncio.Event, every_s: float = 5.0) -> None:
+    """Keep `app.state.snapshot` (the deployment-wide gauges on /metrics) fresh."""
+    while not stop.is_set():
+        try:
+            app.state.snapshot = await status.snapshot(db, utcnow())
+        except Exception:
+            log.exception("reading the status snapshot failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
+def _tune_gc() -> None:
+    """Move everything alive after start-up out of the collector's way, and collect the young
+    generation less often: a request allocates hundreds of short-lived objects, and the
+    collections they set off were measurable time under load (bench/README.md, intake)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
+async def serve(settings: Settings) -> None:
+    """Run the API (and, without --platform-url, a sandbox platform) until SIGINT/SIGTERM."""
+    db = database_for(settings)
+    await upgrade(db)
+    sandbox: SandboxServer | None = None
+    platform_url = settings.platform_url
+    if platform_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        state = SandboxState(
+            faults=PROFILES["normal"], journal_path=settings.data_dir / "sandbox.jsonl"
+        )
+        sandbox = SandboxServer(state, "127.0.0.1", 0)
+        await sandbox.start()
+        platform_url = sandbox.url
+    demo = await ensure_demo_seller(db, settings.data_dir) if settings.demo_seller else None
+    app = create_app(settings, db)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level,
+        access_log=False, lifespan="off",
+    )  # fmt: skip
+    # uvicorn's server handles SIGINT/SIGTERM itself: its end is the process's stop signal.
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no startup event
+        await asyncio.sleep(0.05)
+    if server.started:
+        _tune_gc()
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://{settings.host}:{port}"
+        print(f"kaipiao listening on {base} (pid {os.getpid()})", flush=True)
+        print(f"  store:    {redact(settings.resolved_database_url())}", flush=True)
+        where = "in-process sandbox" if sandbox else "configured platform"
+        print(f"  platform: {platform_url} ({where})", flush=True)
+        if demo is not None:
+            print(
+                f"  demo seller {demo.seller_id}; try:\n    {curl_example(base, demo.api_key)}",
+                flush=True,
+            )
+    stop = asyncio.Event()
+    worker_task: asyncio.Task[None] | None = None
+    platform = platform_for(settings, platform_url, db)
+    if settings.workers:
+        worker = Worker(db, platform, worker_config(settings), observer=app.state.metrics)
+        worker_task = asyncio.create_task(worker.run(stop))
+        print(f"  workers:  {worker.owner}", flush=True)
+    checkpoints = asyncio.create_task(checkpoint_job(settings, db).run(stop))
+    senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
+    poller = asyncio.create_task(poll_status(app, db, stop))
+    reconciler = asyncio.create_task(
+        ReconcileJob(db, platform, utcnow, every_s=settings.reconcile_every_s).run(stop)
+    )
+    try:
+        await task
+    finally:
+        stop.set()
+        if worker_task is not None:
+            await worker_task
+        await checkpoints
+        await poller
+        await senders
+        await reconciler
+        await platform.aclose()
+        if sandbox is not None:
+            await sandbox.stop()
+        await db.dispose()
+
+
+def curl_example(base_url: str, api_key: str) -> str:
+    body = (
+        '{"order_id": "ORDER-1", "buyer": {"name": "上海某某科技有限公司", '
+        '"tax_id": "91440300MA5G9GK78Y"}, "lines": [{"name": "咨询服务", '
+        '"tax_code": "3040201990000000000", "quantity": "2", "unit_price": "500", '
+        '"tax_rate": "0.06"}]}'
+    )
+    return (
+        f"curl -s {base_url}/v1/invoices -H 'Authorization: Bearer {api_key}' "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
