@@ -12,7 +12,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kaipiao.ops.drill import DrillConfig, DrillReport, default_restart_command, run_drill
+from kaipiao.ops.drill import run_drill
+from kaipiao.ops.drill_config import DrillConfig, DrillReport, default_restart_command
 from kaipiao.ops.drill_report import print_report, render_html
 from kaipiao.ops.scenarios import Scenario
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from kaipiao.ops.drill import DrillReport, describe_command
+from kaipiao.ops.drill import describe_command
+from kaipiao.ops.drill_config import DrillReport
 from kaipiao.ops.drill_result import Result
 
 COLUMNS: tuple[tuple[str, str], ...] = (
