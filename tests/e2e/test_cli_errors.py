@@ -172,3 +172,22 @@ def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: the database is unavailable: ")
+
+
+def test_a_reader_that_goes_away_is_not_a_database_error() -> None:
+    """`kaipiao plan … | head -1`: a closed pipe ends the command quietly, with status 0, and is
+    never reported as an unavailable store (to Python it is a ConnectionError)."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kaipiao", "plan", "--invoices-per-day", "50000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone before the plan is printed
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert b"unavailable" not in err
+    assert b"Traceback" not in err

@@ -10,6 +10,7 @@ one `error: …` line on stderr and exit status 1 (2 for a wrong flag value, as 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -27,6 +28,11 @@ class _Commands(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context, private to typer
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`kaipiao … | head`): nothing is wrong with kaipiao. Point
+            # stdout at /dev/null so the interpreter's final flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except Exception as exc:
             message = explain(exc)
             if message is None:
