@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.factories import SELLER_TAX_ID, invoice_body
+from tests.e2e.operator import invoices, issue_behind_kaipiaos_back, post_invoice, wait_for_status
+from tests.factories import SELLER_TAX_ID
 from tests.processes import KAIPIAO, Running, clean_env, kaipiao, start_process, start_serve
-
-
-def invoices(store: list[str], cwd: Path, *flags: str) -> list[dict[str, Any]]:
-    listed = kaipiao("invoices", "list", "--json", *flags, *store, cwd=cwd)
-    return json.loads(listed.stdout)  # type: ignore[no-any-return]
 
 
 def accept_one(store: list[str], cwd: Path) -> dict[str, Any]:
@@ -36,38 +31,9 @@ def accept_one(store: list[str], cwd: Path) -> dict[str, Any]:
     )  # fmt: skip
     serve = start_serve(cwd, *store, "--no-workers", "--no-demo-seller")
     try:
-        answer = httpx.post(f"{serve.url}/v1/invoices", json=invoice_body("REQUEUE-1"),
-                            headers={"Authorization": f"Bearer {seller['api_key']}"})  # fmt: skip
-        assert answer.status_code == 202, answer.text
-        return answer.json()  # type: ignore[no-any-return]
+        return post_invoice(serve, seller["api_key"], "REQUEUE-1")
     finally:
         serve.stop()
-
-
-def issue_behind_kaipiaos_back(sandbox: Running, invoice: dict[str, Any]) -> str:
-    """The platform issues the invoice's serial, as kaipiao's lost send would have."""
-    body = {
-        "serial_no": invoice["serial_no"], "order_ref": invoice["order_id"],
-        "seller_tax_id": SELLER_TAX_ID, "seller_region": "31",
-        "invoice_type": invoice["invoice_type"], "buyer": invoice["buyer"],
-        "lines": invoice["lines"], "total_amount": invoice["total_amount"],
-        "total_tax": invoice["total_tax"], "total": invoice["total"],
-        "remark": invoice["remark"],
-    }  # fmt: skip
-    answer = httpx.post(f"{sandbox.url}/v1/invoices", json=body)
-    assert answer.status_code in (200, 201), answer.text
-    number: str = answer.json()["invoice_number"]
-    return number
-
-
-def wait_for_status(store: list[str], cwd: Path, invoice_id: str, status: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        [found] = [i for i in invoices(store, cwd) if i["id"] == invoice_id]
-        if found["status"] == status or time.monotonic() > deadline:
-            assert found["status"] == status, found
-            return found
-        time.sleep(0.3)
 
 
 def test_requeue_takes_an_attention_invoice_to_issued_exactly_once(
@@ -93,7 +59,7 @@ def test_requeue_takes_an_attention_invoice_to_issued_exactly_once(
         tmp_path / "worker.log", r"kaipiao worker (\S+) issuing", env=clean_env(), cwd=tmp_path,
     )  # fmt: skip
     try:
-        issued = wait_for_status(store, tmp_path, invoice["id"], "issued")
+        [issued] = wait_for_status(store, tmp_path, [invoice["id"]], "issued")
     finally:
         worker.stop()
     assert issued["invoice_number"] == number
