@@ -36,3 +36,21 @@ def sandbox(sandbox_process: Running) -> Running:
     """The shared sandbox process, reset to an empty, fault-free platform."""
     httpx.post(f"{sandbox_process.url}/_sandbox/reset", params={"seed": "1"}).raise_for_status()
     return sandbox_process
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "full_length: a drill at its documented length; runs only when selected "
+        "with `-m full_length`",
+    )  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Full-length drills take about a minute and a half each: CI runs the short ones, and the
+    full ones run when a marker expression names them."""
+    if "full_length" in (config.option.markexpr or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("full_length") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
