@@ -3,6 +3,8 @@ compensation. Transport faults are scripted, so each path is exercised exactly."
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -23,6 +25,7 @@ from kaipiao.store import queue
 from kaipiao.store.database import Database
 from kaipiao.store.tables import invoices
 from tests.engine_support import FAST, accept, all_invoices, events_of, make_due, statuses
+from tests.factories import platform_invoice
 
 
 @pytest.fixture
@@ -124,20 +127,56 @@ async def test_permanent_rejection(
     assert item.status is Status.REJECTED and item.error_code == "invalid_buyer_tax_id"
 
 
+async def drain_within(worker: Worker, db: Database, seconds: float) -> None:
+    """Drain, polling until a deadline: for work that waits on the platform's own clock."""
+    deadline = time.monotonic() + seconds
+    while True:
+        await worker.run_until_idle(timeout_s=30)
+        items = await all_invoices(db)
+        if all(i.status not in (Status.QUEUED, Status.ISSUING) for i in items):
+            return
+        assert time.monotonic() < deadline, f"work left: {statuses(items)}"
+        await make_due(db)
+        await asyncio.sleep(0.05)
+
+
 async def test_asynchronous_platform_is_polled(
     database: Database, seller: NewSeller, fake: FakePlatform
 ) -> None:
     fake.state.faults = build_faults({"async_issue": True, "async_delay_s": 0.2})
-    await accept(database, seller.seller, 3)
+    ids = await accept(database, seller.seller, 3)
     worker = Worker(database, fake, FAST, seed=6)
-    await worker.run_until_idle()
-    assert statuses(await all_invoices(database)) == {"issuing": 3}
-    import asyncio
-
-    await asyncio.sleep(0.25)
-    await drain(worker, database)
+    await drain_within(worker, database, 30)
     assert statuses(await all_invoices(database)) == {"issued": 3}
     assert fake.state.stats(utcnow())["invoices_issued"] == 3
+    # The platform answered "pending" to every submit, however long the first pass took; the
+    # number came from a later query, not from a second submit.
+    assert fake.state.calls["issue:pending"] == 3 and fake.state.calls["query:issued"] == 3
+    for invoice_id in ids:
+        events = await events_of(database, invoice_id)
+        assert events[:3] == ["accepted", "claimed", "pending"] and events[-1] == "issued"
+
+
+async def test_fast_refusals_during_an_outage_do_not_shrink_the_limit(
+    database: Database, seller: NewSeller, fake: FakePlatform
+) -> None:
+    """Refused connections (the platform did nothing, at once) are not congestion: the limit a
+    worker reports is untouched by them (measured once: a limit that learned from them pinned
+    itself at its minimum). The same number of 429s does cut it, so the measure can tell."""
+
+    async def limit_after(outcome: Unavailable | Throttled, prefix: str) -> int:
+        await accept(database, seller.seller, 30, prefix=prefix)
+        for _ in range(30):
+            fake.script("issue", outcome)
+        worker = Worker(database, fake, FAST, seed=11)
+        await drain_within(worker, database, 60)
+        [limit] = worker.report()["limits"].values()  # type: ignore[attr-defined]
+        return int(limit)
+
+    initial = 20  # AdaptiveLimit's default
+    assert await limit_after(Unavailable("connection refused"), "R") >= initial
+    assert await limit_after(Throttled(0.01), "T") < initial
+    assert statuses(await all_invoices(database)) == {"issued": 60}
 
 
 async def test_exhausted_retries_wait_for_an_operator(
@@ -237,14 +276,11 @@ async def test_a_late_landing_request_is_not_sent_again(
 ) -> None:
     """The original request reaches the platform late (after the worker's query found nothing):
     a "not found" before `resend_after` is not trusted, so nothing is sent twice."""
-    import asyncio
-
-    from kaipiao.engine.dispatch import platform_invoice
-
     fake.state.faults = build_faults({"dedup": False})
     [invoice_id] = await accept(database, seller.seller, 1)
     fake.script("issue", Ambiguous("timeout; the request is still on its way"))
-    worker = Worker(database, fake, replace(FAST, settle_s=1.0), seed=10)
+    # A settle time far beyond any pass: the "too early" state cannot be skipped by a slow run.
+    worker = Worker(database, fake, replace(FAST, settle_s=300.0), seed=10)
     await worker.run_until_idle()  # sent, ambiguous
     await make_due(database)
     await worker.run_until_idle()  # query: not found, too early to trust
@@ -253,9 +289,10 @@ async def test_a_late_landing_request_is_not_sent_again(
     assert item.status is Status.ISSUING and worker.stats["not_found_too_early"] >= 1
     assert fake.state.calls["issue:issued"] == 0
     # Now the original lands on the platform.
-    fake.state.issue(platform_invoice(item, seller.seller), utcnow())
-    await asyncio.sleep(1.05)
-    await drain(worker, database)
+    landed = platform_invoice(item.serial_no, order_ref=item.order_id,
+                              seller_tax_id=seller.seller.tax_id)  # fmt: skip
+    fake.state.issue(landed, utcnow())
+    await drain(worker, database)  # the next query finds it: adopted, never resent
     [item] = await all_invoices(database)
     assert item.status is Status.ISSUED
     stats = fake.state.stats(utcnow())

@@ -1,10 +1,16 @@
-"""Every fault knob of the sandbox, seen through HttpPlatform as kaipiao will see it."""
+"""Every fault knob of the sandbox, seen through HttpPlatform as kaipiao will see it.
+
+No fixed sleep synchronises with the sandbox and no time window bounds a call from above: a fault
+that starts or ends is polled for with a deadline, and latency is checked from below only (a
+loaded machine makes calls slower, never faster).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -20,6 +26,16 @@ from kaipiao.platform.outcomes import (
 )
 from tests.factories import platform_invoice
 from tests.processes import Running, start_sandbox
+
+DEADLINE_S = 20.0
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll `probe` until it holds, or fail after DEADLINE_S."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not await probe():
+        assert time.monotonic() < deadline, f"not within {DEADLINE_S} s: {what}"
+        await asyncio.sleep(0.05)
 
 
 async def put_faults(sandbox: Running, spec: dict) -> dict:  # type: ignore[type-arg]
@@ -44,18 +60,17 @@ async def test_fixed_latency(sandbox: Running, http_platform: HttpPlatform) -> N
 async def test_lognormal_and_pareto_latency_are_applied(
     sandbox: Running, http_platform: HttpPlatform
 ) -> None:
+    # Ten calls in a row: lognormal with mean 100 ms (sigma 0.3: a draw under 40 ms is 1 in 10^4)
+    # and Pareto with a 50 ms floor both add at least 0.4 s.
     for latency in (
         {"kind": "lognormal", "mean_ms": 100, "sigma": 0.3},
         {"kind": "pareto", "min_ms": 50, "alpha": 2.0, "cap_ms": 400},
     ):
         await put_faults(sandbox, {"latency": latency})
         started = time.monotonic()
-        outcomes = await asyncio.gather(
-            *(http_platform.issue(platform_invoice()) for _ in range(20))
-        )
-        elapsed = time.monotonic() - started
+        outcomes = [await http_platform.issue(platform_invoice()) for _ in range(10)]
         assert all(isinstance(o, Issued) for o in outcomes)
-        assert 0.03 < elapsed < 1.0  # in parallel: bounded by the slowest draw, not the sum
+        assert time.monotonic() - started >= 0.4, latency
 
 
 async def test_503_is_unavailable_and_nothing_is_issued(
@@ -103,20 +118,20 @@ async def test_ambiguous_delay_outlasts_the_client_timeout(
         sandbox, {"ambiguous_rate": 1.0, "ambiguous_mode": "delay", "ambiguous_delay_s": 5}
     )
     invoice = platform_invoice()
-    started = time.monotonic()
-    assert isinstance(await http_platform.issue(invoice), Ambiguous)
-    assert time.monotonic() - started < 3
+    outcome = await http_platform.issue(invoice)
+    # The client gave up at its read timeout (1 s) rather than wait out the 5 s delay.
+    assert isinstance(outcome, Ambiguous) and "Timeout" in outcome.reason, outcome
     assert isinstance(await http_platform.query(invoice.serial_no), Issued)
 
 
 async def test_quota_answers_429_with_retry_after(
     sandbox: Running, http_platform: HttpPlatform
 ) -> None:
-    await put_faults(sandbox, {"quota_per_s": 5, "quota_burst": 2})
+    # A token every 10 s: the bucket cannot refill between four calls however slow they are.
+    await put_faults(sandbox, {"quota_per_s": 0.1, "quota_burst": 2})
     outcomes = [await http_platform.issue(platform_invoice()) for _ in range(4)]
-    assert [type(o) for o in outcomes[:2]] == [Issued, Issued]
-    throttled = [o for o in outcomes[2:] if isinstance(o, Throttled)]
-    assert throttled and all(0 < o.retry_after_s <= 0.2 for o in throttled)
+    assert [type(o) for o in outcomes] == [Issued, Issued, Throttled, Throttled]
+    assert all(0 < o.retry_after_s <= 10 for o in outcomes[2:])  # type: ignore[union-attr]
     other_seller = platform_invoice(seller_tax_id="91110108551385082Q")
     assert isinstance(await http_platform.issue(other_seller), Issued)
 
@@ -124,15 +139,24 @@ async def test_quota_answers_429_with_retry_after(
 async def test_refuse_outage_is_unavailable_then_recovers(
     sandbox: Running, http_platform: HttpPlatform
 ) -> None:
-    await put_faults(sandbox, {"outage": "refuse", "outage_for_s": 1.5})
-    await asyncio.sleep(0.2)
+    await put_faults(sandbox, {"outage": "refuse", "outage_for_s": 3})
     fresh = HttpPlatform(sandbox.url, HttpSettings(connect_timeout_s=1.0))
+    issued: list[object] = []
+
+    async def refused() -> bool:  # the listener closes just after answering the PUT
+        return isinstance(await fresh.query("NONE"), Unavailable)
+
+    async def back() -> bool:
+        issued.append(await fresh.issue(platform_invoice()))
+        return isinstance(issued[-1], Issued)
+
     try:
+        await eventually(refused, "the listener closes")
         assert isinstance(await fresh.issue(platform_invoice()), Unavailable)
         # A kept-alive connection is cut when it is used: the client cannot know what happened.
         assert isinstance(await http_platform.issue(platform_invoice()), Unavailable | Ambiguous)
-        await asyncio.sleep(1.8)
-        assert isinstance(await fresh.issue(platform_invoice()), Issued)
+        await eventually(back, "the platform reopens after outage_for_s")
+        assert all(isinstance(o, Unavailable) for o in issued[:-1]), issued
     finally:
         await fresh.aclose()
     assert (await stats(sandbox))["profile"] == "ideal"
@@ -146,9 +170,12 @@ async def test_hang_outage_times_out_ambiguously(
     assert isinstance(await http_platform.issue(invoice), Ambiguous)
     assert isinstance(await http_platform.query(invoice.serial_no), Unavailable)
     await put_faults(sandbox, {"profile": "ideal"})
-    await asyncio.sleep(0.2)
+
     # The held call is processed once the platform recovers: the timed-out client's invoice exists.
-    assert isinstance(await http_platform.query(invoice.serial_no), Issued)
+    async def found() -> bool:
+        return isinstance(await http_platform.query(invoice.serial_no), Issued)
+
+    await eventually(found, "the held call is processed")
 
 
 async def test_one_region_down_others_unaffected(
@@ -171,8 +198,8 @@ async def test_regional_latency(sandbox: Running, http_platform: HttpPlatform) -
         return time.monotonic() - started
 
     same, cross = await asyncio.gather(timed("31"), timed("44"))
-    assert 0.15 <= same < 0.5
-    assert 0.78 <= cross < 1.2
+    # From below only: 150–220 ms at home, 780–920 ms across provinces, in parallel.
+    assert same >= 0.15 and cross >= 0.78 and cross > same
 
 
 async def test_connection_refused_is_not_ambiguous() -> None:

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,33 @@ def test_invalid_settings_are_refused() -> None:
     assert Settings(data_dir="sqlite-data").data_dir == Path("sqlite-data")
 
 
-def test_cli_lists_commands_and_version() -> None:
+# Every command and subcommand kaipiao has; a new one is added here (and to the docs).
+COMMANDS = {
+    "version": (), "serve": (), "worker": (), "migrate": (), "status": (), "reconcile": (),
+    "operator-key": (), "purge": (), "sandbox": (), "plan": (), "bench": (), "drill": (),
+    "seller": ("add", "list", "demo-key"),
+    "invoices": ("list", "show", "requeue"),
+    "ledger": ("verify", "checkpoint", "public-key", "check-proof", "check-consistency"),
+    "archive": ("verify",),
+}  # fmt: skip
+
+
+def listed(output: str) -> set[str]:
+    """The command names a help page lists in its Commands panel."""
+    panel = output.split("Commands", 1)[1] if "Commands" in output else ""
+    return set(re.findall(r"^[│|] ([a-z][a-z-]*) ", panel, re.M))
+
+
+def test_cli_lists_every_command_and_its_version() -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["--help"])
-    assert result.exit_code == 0
-    assert "version" in result.output
+    top = runner.invoke(app, ["--help"], terminal_width=120)
+    assert top.exit_code == 0
+    assert listed(top.output) == set(COMMANDS), top.output
+    for group, subcommands in COMMANDS.items():
+        if subcommands:
+            page = runner.invoke(app, [group, "--help"], terminal_width=120)
+            assert page.exit_code == 0 and listed(page.output) == set(subcommands), page.output
+        else:
+            assert runner.invoke(app, [group, "--help"]).exit_code == 0, group
     result = runner.invoke(app, ["version"])
     assert result.output.strip() == __version__

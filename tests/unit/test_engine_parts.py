@@ -237,23 +237,32 @@ async def test_adaptive_limit_climbs_back_fast_after_a_deep_cut() -> None:
     assert limit.limit >= 100  # slow start again below half the peak, not +1 per round trip
 
 
-async def test_fast_refusals_during_an_outage_do_not_shrink_the_limit() -> None:
-    """Refused connections fail in a millisecond and are not congestion: after the outage the
-    limit is where it was (measured once: a limit that learned from them pinned itself at its
-    minimum)."""
-    limit = AdaptiveLimit(initial=20, minimum=4)
+async def test_only_calls_reported_congested_shrink_the_limit() -> None:
+    """The limit reads the congested flag, not how many calls end or how fast: a burst of instant
+    answers (an outage's refusals, which the worker reports as not congested; see
+    tests/integration/test_engine_fake.py) leaves it where it was, and the same burst reported
+    congested cuts it to the minimum, one cut per cooldown."""
+    clock = Clock()
+    limit = AdaptiveLimit(initial=20, minimum=4, cooldown_s=1.0, clock=clock)
 
-    async def calls(n: int) -> None:
+    async def burst(n: int, congested: bool) -> None:
         for _ in range(n):
-            await limit.acquire()
-            limit.in_flight = max(limit.in_flight, int(limit.limit))  # keep it busy
-            await limit.release(True)
+            limit.in_flight = int(limit.limit)  # every slot busy
+            clock.now += 0.001  # each call ends a millisecond after the last
+            await limit.release(not congested)
 
-    await calls(150)
+    await burst(150, congested=False)
     before = limit.limit
-    await calls(300)  # the outage: instant refusals, reported as not congested
-    await calls(50)  # back to normal
+    await burst(300, congested=False)
     assert limit.limit >= before
+    busy = limit.limit
+    await burst(300, congested=True)  # 0.3 s: within one cooldown, so one cut
+    assert limit.limit == pytest.approx(busy * limit.backoff)
+    clock.now += 100.0
+    for _ in range(20):
+        clock.now += limit.cooldown_s
+        await burst(1, congested=True)
+    assert limit.limit == limit.minimum
 
 
 def test_incident_levels_follow_the_share_of_affected_sellers() -> None:
