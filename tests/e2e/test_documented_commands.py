@@ -64,6 +64,7 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao bench": help_of("bench"),
     "kaipiao bench URL": help_of("bench"),
     "kaipiao plan": help_of("plan"),
+    "kaipiao ledger check-proof": help_of("ledger check-proof"),
     "kaipiao purge": help_of("purge"),
     "kaipiao reconcile": help_of("reconcile"),
     "kaipiao worker": help_of("worker"),
@@ -168,6 +169,15 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao drill worker-crash --duration 60 --rate 20 --compare --html drill.html":
         Recipe(f"drill worker-crash {SHORT_DRILL} --compare --html {{tmp}}/drill.html",
                expect="all invariants hold", note="10 s at 10/s"),
+    # -- early warning (a small corpus in NAB's layout, written by the world) ----------------------
+    "kaipiao warn score FILE.csv [--detector NAME] --out OUT.csv":
+        Recipe("warn score {tmp}/series.csv --detector context --out {tmp}/scored.csv"),
+    "kaipiao warn evaluate --data DIR [--detector NAME] [--json OUT]":
+        Recipe("warn evaluate --data {nab} --detector gaussian --json {tmp}/evaluate.json",
+               expect="standard"),
+    "kaipiao warn evaluate --data ../shared/data/nab --detector NAME":
+        Recipe("warn evaluate --data {nab} --detector context", expect="standard",
+               note="the world's small corpus, not the whole benchmark"),
     "kaipiao drill ambiguous --database-url postgresql://127.0.0.1:5432/test":
         Recipe(f"drill ambiguous {SHORT_DRILL} --database-url {{pg}}",
                expect="all invariants hold", note="10 s at 10/s, the test session's database"),
@@ -206,6 +216,26 @@ class World:
 
     def fill(self, text: str) -> str:
         return text.format(**self.values)
+
+
+def write_corpus(root: Path) -> Path:
+    """A series with a step (`series.csv`) and a two-series corpus in NAB's layout (`nab/`)."""
+    start = datetime(2014, 4, 1, tzinfo=UTC)
+    rows = ["timestamp,value"]
+    for n in range(600):
+        stamp = (start + timedelta(minutes=5 * n)).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append(f"{stamp},{10 + (n % 7) * 0.1 + (30 if n >= 400 else 0)}")
+    (root / "series.csv").write_text("\n".join(rows) + "\n")
+    nab = root / "nab"
+    (nab / "data" / "synthetic").mkdir(parents=True)
+    (nab / "data" / "synthetic" / "step.csv").write_text("\n".join(rows) + "\n")
+    (nab / "data" / "synthetic" / "flat.csv").write_text(
+        "\n".join([rows[0], *(r.rsplit(",", 1)[0] + ",10" for r in rows[1:])]) + "\n"
+    )
+    window = [(start + timedelta(minutes=5 * n)).strftime("%Y-%m-%d %H:%M:%S") for n in (390, 420)]
+    windows = {"synthetic/step.csv": [window], "synthetic/flat.csv": []}
+    (nab / "combined_windows.json").write_text(json.dumps(windows))
+    return nab
 
 
 def checkpoint(cwd: Path) -> int:
@@ -250,8 +280,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_session_url: str) -> Iter
         _run(truncate_all(pg_session_url))
         pg = pg_session_url.replace("+asyncpg", "")
         now = datetime.now(UTC)
+        nab = write_corpus(cwd)
         values = {
             "tmp": str(cwd), "data": str(cwd / "kaipiao-data"), "sandbox": sandbox.url,
+            "nab": str(nab),
             "serve": serve.url, "key": key, "pg": pg, "attention_id": attention["id"],
             "issued_id": others[0]["id"], "tomorrow": (now + timedelta(days=1)).date().isoformat(),
             "since": (now - timedelta(hours=1)).isoformat(timespec="seconds"),
@@ -291,6 +323,7 @@ def run_recipe(world: World, recipe: Recipe) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+@pytest.mark.timeout(900)  # ~60 commands, three short drills among them: minutes on a busy machine
 def test_every_documented_command_works(world: World) -> None:
     failures = []
     for documented, recipe in RECIPES.items():

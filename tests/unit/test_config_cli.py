@@ -41,6 +41,7 @@ COMMANDS = {
     "invoices": ("list", "show", "requeue"),
     "ledger": ("verify", "checkpoint", "public-key", "check-proof", "check-consistency"),
     "archive": ("verify",),
+    "warn": ("score", "evaluate"),
 }  # fmt: skip
 
 
