@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         default=60.0,
         description="The platform's longest time from receiving a request to acting on it.",
     )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="`serve` and `worker` apply migrations when they start; off in a cluster, "
+        "where the migration Job does it once (a replica waits, not ready, until it has).",
+    )
     shutdown_grace_s: Annotated[float, Field(ge=0)] = Field(
         default=20.0,
         description="On SIGTERM, how long a worker lets platform calls in flight finish before it "

@@ -42,7 +42,7 @@ from kaipiao.services import ledger, reconcile, status
 from kaipiao.services.demo import ensure_demo_seller
 from kaipiao.services.reconcile import ReconcileJob
 from kaipiao.store.database import Database
-from kaipiao.store.migrate import upgrade
+from kaipiao.store.migrate import is_current, upgrade
 
 log = logging.getLogger("kaipiao")
 
@@ -79,7 +79,7 @@ async def run_worker(settings: Settings) -> None:
     if settings.platform_url is None:
         raise SystemExit("kaipiao worker needs --platform-url (or KAIPIAO_PLATFORM_URL)")
     db = database_for(settings, linger_s=WORKER_LINGER_S)
-    await upgrade(db)
+    await _ready_schema(db, settings)
     platform = platform_for(settings, settings.platform_url, db)
     stop = _stop_on_signals()
     metrics = Metrics()
@@ -123,6 +123,17 @@ async def poll_status(app: Any, db: Database, stop: asyncio.Event, every_s: floa
             await asyncio.wait_for(stop.wait(), every_s)
 
 
+async def _ready_schema(db: Database, settings: Settings, every_s: float = 1.0) -> None:
+    """Migrate (`migrate_on_start`), or wait until the migration Job has: a replica of a newer
+    release can start before the Job finished, and must not touch the old schema."""
+    if settings.migrate_on_start:
+        await upgrade(db)
+        return
+    while not await is_current(db):
+        log.info("waiting for the database migrations (`kaipiao migrate`)")
+        await asyncio.sleep(every_s)
+
+
 def _tune_gc() -> None:
     """Move everything alive after start-up out of the collector's way, and collect the young
     generation less often: a request allocates hundreds of short-lived objects, and the
@@ -162,7 +173,7 @@ def _drain_on_signals(app: Any, server: uvicorn.Server, drain_s: float) -> None:
 async def serve(settings: Settings) -> None:
     """Run the API (and, without --platform-url, a sandbox platform) until SIGINT/SIGTERM."""
     db = database_for(settings)
-    await upgrade(db)
+    await _ready_schema(db, settings)
     signer = signer_for(settings)
     try:
         await ledger.check_signer(db, signer)
