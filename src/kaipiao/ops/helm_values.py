@@ -68,7 +68,7 @@ def helm_values(forecast: PlanInput, result: Plan) -> str:
         f"  timeoutSeconds: {timeout}",
         "api:",
         f"  {why('API processes')}",
-        f"  # at least {MIN_API_REPLICAS}: one per node, so a drained node and a lost one leave one",
+        f"  # at least {MIN_API_REPLICAS}: one per node; a drained node and a lost one leave one",
         f"  replicas: {apis}",
         "  pdb:",
         "    # a voluntary disruption (drain, upgrade) takes at most one replica at a time",
