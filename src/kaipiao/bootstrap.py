@@ -33,12 +33,29 @@ def database_for(settings: Settings, *, linger_s: float = 0.0) -> Database:
 
 
 def signer_for(settings: Settings) -> Signer:
-    """The deployment's ledger signing key (created on first use in the data directory)."""
+    """The deployment's ledger signing key: given inline (KAIPIAO_LEDGER_KEY) or as a file that
+    must exist (KAIPIAO_LEDGER_KEY_FILE), else the data directory's, created on first use."""
+    if settings.ledger_key is not None:
+        pem = settings.ledger_key.get_secret_value().encode()
+        return Signer.from_pem(pem, "KAIPIAO_LEDGER_KEY")
+    if settings.ledger_key_file is not None:
+        return Signer.load(settings.ledger_key_file)
     return Signer.load_or_create(settings.ledger_key_path())
 
 
+def has_ledger_key(settings: Settings) -> bool:
+    """Whether a signing key is configured or already in the data directory."""
+    return settings.ledger_key is not None or settings.ledger_key_path().exists()
+
+
 def secret_box_for(settings: Settings) -> SecretBox:
-    """The deployment's key for provider secrets at rest (created on first use, mode 0600)."""
+    """The deployment's key for provider secrets at rest: inline (KAIPIAO_SECRETS_KEY), a file
+    that must exist (KAIPIAO_SECRETS_KEY_FILE), else the data directory's, created on first use
+    (mode 0600)."""
+    if settings.secrets_key is not None:
+        return SecretBox(settings.secrets_key.get_secret_value().strip().encode())
+    if settings.secrets_key_file is not None:
+        return SecretBox.load(settings.secrets_key_file)
     return SecretBox.load_or_create(settings.secrets_key_path())
 
 
@@ -59,16 +76,17 @@ def worker_config(settings: Settings) -> WorkerConfig:
         renew_every_s=settings.lease_s / 3,
         max_in_flight=settings.max_in_flight,
         settle_s=settings.settle_s,
-        shutdown_grace_s=min(20.0, settings.lease_s),
+        shutdown_grace_s=min(settings.shutdown_grace_s, settings.lease_s),
     )
 
 
-def checkpoint_job(settings: Settings, db: Database) -> CheckpointJob:
-    """Signs ledger checkpoints in `serve` (workers do not: one signer per deployment)."""
+def checkpoint_job(settings: Settings, db: Database, signer: Signer) -> CheckpointJob:
+    """Signs ledger checkpoints in `serve` (every API replica, under the deployment's one key;
+    workers do not sign)."""
     return CheckpointJob(
-        db, signer_for(settings), utcnow,
+        db, signer, utcnow,
         every_s=settings.ledger_checkpoint_s, events=settings.ledger_checkpoint_events,
-        published=settings.ledger_published_path(),
+        published=settings.ledger_published_path() if settings.ledger_publish else None,
     )  # fmt: skip
 
 

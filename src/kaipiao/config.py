@@ -4,15 +4,21 @@ Every field can be set by a CLI flag or by the environment variable `KAIPIAO_<FI
 (e.g. `KAIPIAO_DATABASE_URL`). Nothing else in the package reads the environment, except that
 `bootstrap` hands the process environment to the provider accounts whose secrets are stored as
 `env:NAME` references.
+
+A replica in a cluster gets its secrets the way Kubernetes hands them over: as variables
+(`KAIPIAO_DATABASE_URL`, `KAIPIAO_LEDGER_KEY`, `KAIPIAO_SECRETS_KEY`) or as files mounted from a
+Secret (`KAIPIAO_DATABASE_URL_FILE`, `KAIPIAO_LEDGER_KEY_FILE`, `KAIPIAO_SECRETS_KEY_FILE`). A key
+named either way must exist: only the single-host default in the data directory is created on
+first use, so two replicas can never each invent a key of their own.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +31,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default: SQLite file `kaipiao.db` in the data directory.",
+    )
+    database_url_file: Path | None = Field(
+        default=None,
+        description="A file holding the database URL (a mounted Secret); read at start-up.",
     )
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
@@ -45,6 +55,16 @@ class Settings(BaseSettings):
         default=60.0,
         description="The platform's longest time from receiving a request to acting on it.",
     )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="`serve` and `worker` apply migrations when they start; off in a cluster, "
+        "where the migration Job does it once (a replica waits, not ready, until it has).",
+    )
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = Field(
+        default=20.0,
+        description="On SIGTERM, how long a worker lets platform calls in flight finish before it "
+        "releases the rest (at most the lease).",
+    )
     log_level: str = "info"
     metrics_port: Annotated[int | None, Field(ge=0, le=65535)] = Field(
         default=None, description="`kaipiao worker`: serve /metrics on this port (0: any free one)."
@@ -52,7 +72,12 @@ class Settings(BaseSettings):
     ledger_key_file: Path | None = Field(
         default=None,
         description="Ed25519 key (PEM) that signs ledger checkpoints; default: "
-        "`ledger-key.pem` in the data directory, created on first start.",
+        "`ledger-key.pem` in the data directory, created on first start. A file named here "
+        "must exist.",
+    )
+    ledger_key: SecretStr | None = Field(
+        default=None,
+        description="The ledger signing key itself (PEM text), instead of a file.",
     )
     reconcile_every_s: Annotated[float, Field(gt=0)] = 300.0
     ledger_checkpoint_s: Annotated[float, Field(gt=0)] = 60.0
@@ -62,11 +87,25 @@ class Settings(BaseSettings):
         description="Where signed checkpoints are also appended, outside the database; default: "
         "`ledger-checkpoints.jsonl` in the data directory.",
     )
+    ledger_publish: bool = Field(
+        default=True,
+        description="Append signed checkpoints to the published file; replicas without a shared "
+        "volume turn it off (the checkpoints stay in the database either way).",
+    )
+    drain_s: Annotated[float, Field(ge=0)] = Field(
+        default=0.0,
+        description="`serve`: on SIGTERM, answer /readyz 503 and keep serving this long before "
+        "the listener closes, so load balancers stop sending first (5 in a cluster).",
+    )
 
     secrets_key_file: Path | None = Field(
         default=None,
         description="Key that encrypts provider secrets at rest; default: `secrets.key` in the "
-        "data directory, created on first use.",
+        "data directory, created on first use. A file named here must exist.",
+    )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="The secret-box key itself (Fernet, base64), instead of a file.",
     )
     nuonuo_url: str = Field(
         default="https://sdk.nuonuo.com/open/v1/services",
@@ -89,6 +128,28 @@ class Settings(BaseSettings):
         description="Years an invoice is kept in the store before `kaipiao purge` may remove it "
         "(archived first); at least 6.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_url_file(cls, data: Any) -> Any:
+        """The database URL from its mounted file, when one is named and no URL is given."""
+        if not isinstance(data, dict):
+            return data
+        file = data.get("database_url_file")
+        if file and not data.get("database_url"):
+            try:
+                data = {**data, "database_url": Path(file).read_text(encoding="utf-8").strip()}
+            except OSError as exc:
+                raise ValueError(f"database_url_file: cannot read {file}: {exc}") from None
+        return data
+
+    @model_validator(mode="after")
+    def _one_source_per_key(self) -> Settings:
+        if self.ledger_key is not None and self.ledger_key_file is not None:
+            raise ValueError("give the ledger key inline or as a file, not both")
+        if self.secrets_key is not None and self.secrets_key_file is not None:
+            raise ValueError("give the secrets key inline or as a file, not both")
+        return self
 
     @field_validator("retention_years")
     @classmethod

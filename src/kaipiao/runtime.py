@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,13 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from kaipiao.api.app import create_app
-from kaipiao.bootstrap import checkpoint_job, database_for, platform_for, worker_config
+from kaipiao.bootstrap import (
+    checkpoint_job,
+    database_for,
+    platform_for,
+    signer_for,
+    worker_config,
+)
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.webhooks import WebhookSender
@@ -32,11 +38,11 @@ from kaipiao.sandbox.faults import PROFILES
 from kaipiao.sandbox.run import install_event_loop
 from kaipiao.sandbox.server import SandboxServer
 from kaipiao.sandbox.state import SandboxState
-from kaipiao.services import reconcile, status
+from kaipiao.services import ledger, reconcile, status
 from kaipiao.services.demo import ensure_demo_seller
 from kaipiao.services.reconcile import ReconcileJob
 from kaipiao.store.database import Database
-from kaipiao.store.migrate import upgrade
+from kaipiao.store.migrate import is_current, upgrade
 
 log = logging.getLogger("kaipiao")
 
@@ -73,7 +79,7 @@ async def run_worker(settings: Settings) -> None:
     if settings.platform_url is None:
         raise SystemExit("kaipiao worker needs --platform-url (or KAIPIAO_PLATFORM_URL)")
     db = database_for(settings, linger_s=WORKER_LINGER_S)
-    await upgrade(db)
+    await _ready_schema(db, settings)
     platform = platform_for(settings, settings.platform_url, db)
     stop = _stop_on_signals()
     metrics = Metrics()
@@ -117,6 +123,17 @@ async def poll_status(app: Any, db: Database, stop: asyncio.Event, every_s: floa
             await asyncio.wait_for(stop.wait(), every_s)
 
 
+async def _ready_schema(db: Database, settings: Settings, every_s: float = 1.0) -> None:
+    """Migrate (`migrate_on_start`), or wait until the migration Job has: a replica of a newer
+    release can start before the Job finished, and must not touch the old schema."""
+    if settings.migrate_on_start:
+        await upgrade(db)
+        return
+    while not await is_current(db):
+        log.info("waiting for the database migrations (`kaipiao migrate`)")
+        await asyncio.sleep(every_s)
+
+
 def _tune_gc() -> None:
     """Move everything alive after start-up out of the collector's way, and collect the young
     generation less often: a request allocates hundreds of short-lived objects, and the
@@ -126,10 +143,43 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 50, 100)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handlers: `serve` drains first (`_drain_on`)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _drain_on_signals(app: Any, server: uvicorn.Server, drain_s: float) -> None:
+    """On SIGTERM or SIGINT: answer /readyz 503 at once and keep serving for `drain_s` seconds,
+    so that load balancers and the Service's endpoints stop sending here; then uvicorn stops
+    listening and finishes the requests in flight, and `serve` stops its jobs. A second signal
+    stops without waiting."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if app.state.draining:
+            server.force_exit = server.should_exit = True
+            return
+        app.state.draining = True
+        log.info("shutting down: not ready, draining for %.1f s", drain_s)
+        loop.call_later(drain_s, setattr, server, "should_exit", True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+
 async def serve(settings: Settings) -> None:
     """Run the API (and, without --platform-url, a sandbox platform) until SIGINT/SIGTERM."""
     db = database_for(settings)
-    await upgrade(db)
+    await _ready_schema(db, settings)
+    signer = signer_for(settings)
+    try:
+        await ledger.check_signer(db, signer)
+    except BaseException:
+        await db.dispose()
+        raise
     sandbox: SandboxServer | None = None
     platform_url = settings.platform_url
     if platform_url is None:
@@ -146,8 +196,9 @@ async def serve(settings: Settings) -> None:
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         access_log=False, lifespan="off",
     )  # fmt: skip
-    # uvicorn's server handles SIGINT/SIGTERM itself: its end is the process's stop signal.
-    server = uvicorn.Server(config)
+    # The server's end is the process's stop signal; SIGTERM drains it first.
+    server = _Server(config)
+    _drain_on_signals(app, server, settings.drain_s)
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no startup event
         await asyncio.sleep(0.05)
@@ -171,7 +222,7 @@ async def serve(settings: Settings) -> None:
         worker = Worker(db, platform, worker_config(settings), observer=app.state.metrics)
         worker_task = asyncio.create_task(worker.run(stop))
         print(f"  workers:  {worker.owner}", flush=True)
-    checkpoints = asyncio.create_task(checkpoint_job(settings, db).run(stop))
+    checkpoints = asyncio.create_task(checkpoint_job(settings, db, signer).run(stop))
     senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
     poller = asyncio.create_task(poll_status(app, db, stop))
     reconciler = asyncio.create_task(

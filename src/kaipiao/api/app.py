@@ -57,6 +57,7 @@ def create_app(
     metrics = Metrics()
     metrics.watch_transactions(database.stats)
     app.state.snapshot = None  # kept fresh by `kaipiao serve` (runtime.poll_status)
+    app.state.draining = False  # set on SIGTERM by `kaipiao serve`: /readyz answers 503
     metrics.watch_snapshot(lambda: app.state.snapshot)
     app.state.settings = settings
     app.state.database = database

@@ -46,6 +46,7 @@ STATUS: dict[str, int] = {
     "ledger_broken": 500,
     "no_checkpoint": 503,
     "store_unavailable": 503,
+    "shutting_down": 503,
 }
 TITLES: dict[int, str] = {
     400: "Bad request",

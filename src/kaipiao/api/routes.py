@@ -194,7 +194,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["operations"], responses=_problems(503))
 async def readyz(request: Request) -> dict[str, str]:
-    """The store answers and its schema is current."""
+    """The store answers, its schema is current, and the process is not shutting down."""
+    if request.app.state.draining:
+        raise Problem("shutting_down", "this replica is shutting down; send to another")
     try:
         current = await status.schema_current(request.app.state.database)
     except Exception as exc:

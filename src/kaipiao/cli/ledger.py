@@ -37,7 +37,7 @@ PublicKeyFile = Annotated[
 
 def _public_key(settings: Settings, path: Path | None) -> Ed25519PublicKey:
     """The key that --public-key names, or the one of the data directory's signing key."""
-    from kaipiao.bootstrap import signer_for
+    from kaipiao.bootstrap import has_ledger_key, signer_for
     from kaipiao.ledger.signing import load_public
 
     if path is not None:
@@ -45,9 +45,8 @@ def _public_key(settings: Settings, path: Path | None) -> Ed25519PublicKey:
             return load_public(path.read_bytes())
         except (OSError, ValueError) as exc:
             fail(f"cannot read the public key {path}: {exc}", 2)
-    key = settings.ledger_key_path()
-    if not key.exists():
-        fail(f"no ledger key at {key}; pass --public-key", 2)
+    if not has_ledger_key(settings):
+        fail(f"no ledger key at {settings.ledger_key_path()}; pass --public-key", 2)
     return signer_for(settings).public
 
 
@@ -118,7 +117,10 @@ def ledger_checkpoint(data_dir: DataDir = None, database_url: DatabaseUrl = None
     made = run_db(
         settings,
         lambda db: ledger.make_checkpoint(
-            db, signer, now=utcnow(), published=settings.ledger_published_path()
+            db,
+            signer,
+            now=utcnow(),
+            published=settings.ledger_published_path() if settings.ledger_publish else None,
         ),
     )
     if made is None:

@@ -83,6 +83,9 @@ def plan(
     concurrent_users: Annotated[
         int | None, typer.Option(help="Callers at once, for the field's pool rule.")
     ] = None,
+    helm_values: Annotated[
+        bool, typer.Option(help="Print values for the Helm chart, the reasoning as comments.")
+    ] = False,
 ) -> None:
     """Capacity planner: what a deployment needs at its peak, with the reasoning shown."""
     from kaipiao.ops.plan import PlanInput, render
@@ -97,6 +100,11 @@ def plan(
         )  # fmt: skip
     except ValueError as exc:
         fail(str(exc), 2)
+    if helm_values:
+        from kaipiao.ops.helm_values import helm_values as values_for
+
+        typer.echo(values_for(forecast, work_out(forecast)), nl=False)
+        return
     typer.echo(render(forecast, work_out(forecast)))
 
 

@@ -78,13 +78,26 @@ class Signer:
         self.key_id = key_id(self.public)
 
     @classmethod
+    def from_pem(cls, pem: bytes, where: str) -> Signer:
+        """The key in PEM text; `where` names its source in the error if it is not one."""
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError):
+            key = None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{where} does not hold an Ed25519 private key (PEM)")
+        return cls(key)
+
+    @classmethod
+    def load(cls, path: Path) -> Signer:
+        """The key in `path`, which must exist (a replica never invents a key of its own)."""
+        return cls.from_pem(path.read_bytes(), str(path))
+
+    @classmethod
     def load_or_create(cls, path: Path) -> Signer:
         """The key in `path`, created there (mode 0600) on first use."""
         if path.exists():
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if not isinstance(key, Ed25519PrivateKey):
-                raise ValueError(f"{path} does not hold an Ed25519 private key")
-            return cls(key)
+            return cls.load(path)
         private = Ed25519PrivateKey.generate()
         pem = private.private_bytes(
             serialization.Encoding.PEM,

@@ -95,6 +95,19 @@ async def make_checkpoint(
     return checkpoint
 
 
+async def check_signer(db: Database, signer: Signer) -> None:
+    """Refuse a signing key other than the one the ledger's checkpoints are signed with: every
+    replica signs under the deployment's one key, or `ledger verify` would fail them."""
+    latest = await db.read(repo.latest_checkpoint)
+    if latest is not None and latest.key_id != signer.key_id:
+        raise ServiceError(
+            f"this process's ledger signing key is {signer.key_id}, but the ledger's checkpoints "
+            f"are signed with key {latest.key_id}: give every replica the deployment's key "
+            "(KAIPIAO_LEDGER_KEY or KAIPIAO_LEDGER_KEY_FILE)",
+            "ledger_key_mismatch",
+        )
+
+
 @dataclass
 class CheckpointJob:
     """Signs a checkpoint every `every_s` seconds, sooner once `events` new events are in."""

@@ -4,7 +4,8 @@ environment, never stored in the clear and never logged.
 A value given as `env:NAME` is stored as that reference and read from the process environment
 when the account is used (the environment is handed in by the caller, at the edge). Any other
 value is stored as `enc:` + Fernet (AES-128-CBC with HMAC-SHA256) under the key in
-`secrets.key` of the data directory (created on first use, mode 0600) or `--secrets-key-file`.
+`secrets.key` of the data directory (created on first use, mode 0600), or the key given by
+`KAIPIAO_SECRETS_KEY` / `KAIPIAO_SECRETS_KEY_FILE` (every replica of a deployment shares it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ class SecretError(ValueError):
 
 class SecretBox:
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+        try:
+            self._fernet = Fernet(key)
+        except ValueError:
+            raise SecretError("the secrets key is not a Fernet key (32 url-safe base64-encoded "
+                              "bytes)") from None  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path) -> SecretBox:
+        """The key in `path`, which must exist (a mounted Secret, shared by every replica)."""
+        return cls(path.read_bytes().strip())
 
     @classmethod
     def load_or_create(cls, path: Path) -> SecretBox:

@@ -44,5 +44,19 @@ async def current_revision(database: Database) -> str | None:
     return await database.read(_revision)
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this code ships, its head included."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
 async def is_current(database: Database) -> bool:
-    return await current_revision(database) == head_revision()
+    """Whether the schema has every migration this code ships: at this code's head, or at a
+    revision this code does not know, which a newer release applied first (a rolling upgrade
+    migrates before it replaces the old replicas; migrations only add, docs/deploy.md). A known
+    older revision, or none, is not current."""
+    current = await current_revision(database)
+    if current is None:
+        return False
+    return current == head_revision() or current not in known_revisions()
