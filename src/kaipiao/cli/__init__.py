@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from kaipiao import __version__
 from kaipiao.cli import drill, invoices, ledger, ops, run, sellers
+from kaipiao.cli.warn import warn_app
 from kaipiao.cli.shared import exit_code, explain
 
 
@@ -78,3 +79,4 @@ app.add_typer(sellers.seller_app, name="seller")
 app.add_typer(invoices.invoices_app, name="invoices")
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(ledger.archive_app, name="archive")
+app.add_typer(warn_app, name="warn")
