@@ -59,6 +59,7 @@ def create_app(
     app.state.snapshot = None  # kept fresh by `kaipiao serve` (runtime.poll_status)
     metrics.watch_snapshot(lambda: app.state.snapshot)
     app.state.settings = settings
+    app.state.intake_series = None  # a warn.telemetry.RateSeries when `serve` runs the warning
     app.state.database = database
     app.state.clock = clock
     app.state.metrics = metrics

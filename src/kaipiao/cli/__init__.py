@@ -18,8 +18,8 @@ from typer.core import TyperGroup
 
 from kaipiao import __version__
 from kaipiao.cli import drill, invoices, ledger, ops, run, sellers
-from kaipiao.cli.warn import warn_app
 from kaipiao.cli.shared import exit_code, explain
+from kaipiao.cli.warn import warn_app
 
 
 class _Commands(TyperGroup):
