@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -19,16 +18,13 @@ RUNS = {"slow-platform": "36", "failure-spike": "36", "clean": "30"}
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:  # type: ignore[type-arg]
     base = tmp_path_factory.mktemp("drill-warnings")
-    running = {
-        name: subprocess.Popen(
-            [*KAIPIAO, "drill", name, "--duration", duration, "--rate", "20", "--seed", "7",
-             "--json", str(base / f"{name}.json"), "--work-dir", str(base / name),
-             "--drain-timeout", "5"],
-            env=clean_env(COLUMNS="120"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True,
-        )  # fmt: skip
-        for name, duration in RUNS.items()
-    }
+    running = {}
+    for name, duration in RUNS.items():
+        command = [*KAIPIAO, "drill", name, "--duration", duration, "--rate", "20", "--seed",
+                   "7", "--json", str(base / f"{name}.json"), "--work-dir", str(base / name),
+                   "--drain-timeout", "5"]  # fmt: skip
+        running[name] = subprocess.Popen(command, env=clean_env(COLUMNS="120"), text=True,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     out = {}
     for name, proc in running.items():
         output, _ = proc.communicate(timeout=240)
@@ -44,7 +40,8 @@ def _check(report: dict, name: str) -> dict:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("scenario", ["slow-platform", "failure-spike"])
 def test_the_warning_fires_during_the_fault_before_any_breaker(
-    reports: dict, scenario: str  # type: ignore[type-arg]
+    reports: dict,
+    scenario: str,  # type: ignore[type-arg]
 ) -> None:
     report = reports[scenario]
     check = _check(report, "early warning before the breaker")

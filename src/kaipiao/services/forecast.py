@@ -100,6 +100,16 @@ async def exhaustion(db: Database, now: datetime) -> list[Exhaustion]:
     return [e for e in found if e is not None]
 
 
+async def recent_intake(db: Database, now: datetime) -> list[float]:
+    """The deployment's intake per full hour over `HISTORY`, oldest first."""
+    since_id = ids.invoice_id_floor(now - HISTORY)
+    rows = await db.read(lambda conn: overview.intake_by_hour(conn, since_id))
+    total: dict[str, int] = {}
+    for _, _, hour, count in rows:
+        total[hour] = total.get(hour, 0) + count
+    return series(total, now)
+
+
 def render(found: list[Exhaustion]) -> list[str]:
     if not found:
         return ["forecast:   no quota to forecast against (or under 2 hours of intake)"]
