@@ -1,8 +1,8 @@
 """Capacity forecast: hourly intake ahead at the current trend, and when it crosses a limit.
 
-The model is the simplest that respects a daily shape: the forecast for an hour is the same hour
-one day earlier times the growth of the last 24 h over the 24 h before (seasonal naive with
-trend). With under two days of history it falls back to a straight line through the last
+The model is the simplest that respects a daily shape: the forecast for an hour is the median of
+the same hour on up to 7 earlier days, times the growth of the last 24 h over the 24 h before
+(bounded to 0.8–1.25 a day: seasonal naive with trend). With under two days of history it falls back to a straight line through the last
 `short` hours (least squares), which knows no daily shape and so says "the morning ramp goes on"
 — the forecast says which model it used. Hours are counts per hour, oldest first.
 
@@ -24,17 +24,21 @@ class Forecast:
     model: str  # "daily" or "line"
 
 
-def forecast(hours: list[float], ahead: int, short: int = 6) -> Forecast:
+def forecast(hours: list[float], ahead: int, short: int = 6, days: int = 7) -> Forecast:
     """The next `ahead` hours after `hours` (needs at least 2 values)."""
     if len(hours) >= 2 * DAY:
+        now = len(hours) - 1
         last, before = sum(hours[-DAY:]), sum(hours[-2 * DAY : -DAY])
-        growth = last / before if before > 0 else 1.0
+        # The day's growth, bounded: one odd day must not be compounded into the forecast.
+        growth = min(1.25, max(0.8, last / before)) if before > 0 else 1.0
         values: list[float] = []
         for h in range(1, ahead + 1):
-            # The same hour a day (or k days) earlier, grown once per day between.
-            days = (h - 1) // DAY + 1
-            base = hours[len(hours) - days * DAY + h - 1] if days * DAY - h + 1 <= len(hours) else 0
-            values.append(max(0.0, base * growth**days))
+            # The same hour on up to `days` earlier days (their median: one odd day does not
+            # move it), times the last day's growth, bounded, in proportion to the hours ahead.
+            period = DAY * ((h - 1) // DAY + 1)
+            same = sorted(hours[now + h - d * period] for d in range(1, days + 1)
+                          if 0 <= now + h - d * period < len(hours))  # fmt: skip
+            values.append(same[len(same) // 2] * growth ** (h / DAY))
         return Forecast(values, "daily")
     recent = hours[-short:]
     n = len(recent)
