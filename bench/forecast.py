@@ -50,8 +50,10 @@ def main() -> None:
                 level += mean_level * e.points
                 points += e.points
                 used += 1
-            print(f"{group:<12} {horizon:>4} h  {used:>6}  {points:>6}  "
-                  f"{model / level:>13.1%}  {naive / level:>10.1%}")
+            print(
+                f"{group:<12} {horizon:>4} h  {used:>6}  {points:>6}  "
+                f"{model / level:>13.1%}  {naive / level:>10.1%}"
+            )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ The model is the simplest that respects a daily shape: the forecast for an hour 
 the same hour on up to 7 earlier days, times the growth of the last 24 h over the 24 h before
 (bounded to 0.8–1.25 a day: seasonal naive with trend). With under two days of history it falls
 back to a straight line through the last `short` hours (least squares), which knows no daily
-shape and so says "the morning ramp goes on" — the forecast says which model it used. Hours are counts per hour, oldest first.
+shape and so says "the morning ramp goes on" — the forecast says which model it used. Hours are
+counts per hour, oldest first.
 
 `evaluate` replays a series hour by hour and measures the error of the forecast `h` hours ahead
 (mean absolute error over the mean level, so a series of tweets and one of road speeds compare),
