@@ -6,7 +6,7 @@ A signal is named `<kind>` or `<kind>:<key>` (`latency_p95:44`, `failure_share:3
 second, and a warning needs two things at once:
 
 - the detector finds the value anomalous: a windowed Gaussian (`gaussian.py`) over the last 600
-  values (10 minutes), score ≥ `level` (|z| ≥ 3.3). The Gaussian, not the NAB-tuned `context`
+  values (10 minutes), score ≥ `level` (0.99: |z| ≥ 2.6). The Gaussian, not the NAB-tuned `context`
   detector, because it is usable after `learn` values (tens of seconds) where the context
   detector needs hundreds of values to know its contexts, and a worker that restarts must not
   be blind for its first ten minutes;
@@ -62,7 +62,7 @@ def kind_of(signal: str) -> str:
 class BoardConfig:
     learn: int = 60  # values before a signal may warn (and before its baseline is a mean)
     window: int = 600
-    level: float = 0.999
+    level: float = 0.99
     baseline_s: float = 300.0
     hold_s: float = 120.0
 
