@@ -8,9 +8,12 @@ Nothing here runs at import time, and nothing here opens a connection until it i
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
+from kaipiao.engine.early_warning import EarlyWarning
+from kaipiao.engine.notify import Notifier
 from kaipiao.engine.worker import WorkerConfig
 from kaipiao.ledger.signing import Signer
 from kaipiao.platform.http import HttpPlatform, HttpSettings
@@ -23,6 +26,8 @@ from kaipiao.services.ledger import CheckpointJob
 from kaipiao.services.secrets import SecretBox, SecretError
 from kaipiao.store import sellers as seller_store
 from kaipiao.store.database import Database
+from kaipiao.warn.online import BoardConfig
+from kaipiao.warn.telemetry import CallSeries, RateSeries
 
 
 def database_for(settings: Settings, *, linger_s: float = 0.0) -> Database:
@@ -78,6 +83,22 @@ def worker_config(settings: Settings) -> WorkerConfig:
         settle_s=settings.settle_s,
         shutdown_grace_s=min(settings.shutdown_grace_s, settings.lease_s),
     )
+
+
+def early_warning_for(
+    settings: Settings,
+    source: str,
+    *,
+    calls: CallSeries | None = None,
+    rates: RateSeries | None = None,
+    backlog: Callable[[], Awaitable[int]] | None = None,
+    breakers_opened: Callable[[], dict[str, int]] | None = None,
+) -> EarlyWarning:
+    """A process's early warning, with the configured learning, hold time and notifier."""
+    config = BoardConfig(learn=settings.warn_learn_s, hold_s=settings.warn_hold_s)
+    notifier = Notifier(settings.warn_notify_url, source, settings.warn_notify_timeout_s)
+    return EarlyWarning(config, notifier=notifier, calls=calls, rates=rates, backlog=backlog,
+                        breakers_opened=breakers_opened)  # fmt: skip
 
 
 def checkpoint_job(settings: Settings, db: Database, signer: Signer) -> CheckpointJob:

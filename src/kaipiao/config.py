@@ -123,6 +123,25 @@ class Settings(BaseSettings):
     )
     nuonuo_callback_url: str | None = None
 
+    warn: bool = Field(
+        default=True,
+        description="Run the early warning on this process's "
+        "per-second series (docs/early-warning.md).",
+    )
+    warn_learn_s: Annotated[int, Field(ge=5)] = Field(
+        default=60, description="Seconds of a signal's values learnt before it may warn."
+    )
+    warn_hold_s: Annotated[float, Field(gt=0)] = Field(
+        default=120.0,
+        description="A raised warning is lowered after this long without a "
+        "new confirmation (its rest period: one notification per departure).",
+    )
+    warn_notify_url: str | None = Field(
+        default=None,
+        description="POST each raised and lowered early warning as JSON here.",
+    )
+    warn_notify_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+
     retention_years: int = Field(
         default=10,
         description="Years an invoice is kept in the store before `kaipiao purge` may remove it "
@@ -157,6 +176,13 @@ class Settings(BaseSettings):
         if value < 6:
             raise ValueError("retention_years must be at least 6: kaipiao keeps tax records "
                              "for six years or more")  # fmt: skip
+        return value
+
+    @field_validator("warn_notify_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("warn_notify_url must be an http:// or https:// URL")
         return value
 
     @field_validator("data_dir")

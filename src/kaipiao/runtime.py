@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
@@ -24,16 +26,20 @@ from kaipiao.api.app import create_app
 from kaipiao.bootstrap import (
     checkpoint_job,
     database_for,
+    early_warning_for,
     platform_for,
     signer_for,
     worker_config,
 )
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
+from kaipiao.engine.early_warning import EarlyWarning, WarningObserver
+from kaipiao.engine.notify import Notifier
 from kaipiao.engine.webhooks import WebhookSender
-from kaipiao.engine.worker import Worker
+from kaipiao.engine.worker import HEARTBEAT_S, Worker
 from kaipiao.observability import logs
 from kaipiao.observability.metrics import Metrics
+from kaipiao.platform.protocol import TaxPlatform
 from kaipiao.sandbox.faults import PROFILES
 from kaipiao.sandbox.run import install_event_loop
 from kaipiao.sandbox.server import SandboxServer
@@ -41,8 +47,10 @@ from kaipiao.sandbox.state import SandboxState
 from kaipiao.services import ledger, reconcile, status
 from kaipiao.services.demo import ensure_demo_seller
 from kaipiao.services.reconcile import ReconcileJob
+from kaipiao.store import overview
 from kaipiao.store.database import Database
 from kaipiao.store.migrate import is_current, upgrade
+from kaipiao.warn.telemetry import CallSeries, RateSeries
 
 log = logging.getLogger("kaipiao")
 
@@ -84,20 +92,72 @@ async def run_worker(settings: Settings) -> None:
     stop = _stop_on_signals()
     metrics = Metrics()
     metrics.watch_transactions(db.stats)
-    worker = Worker(db, platform, worker_config(settings), observer=metrics)
+    worker, early = worker_with_warning(settings, db, platform, metrics)
     print(f"kaipiao worker {worker.owner} issuing on {settings.platform_url}", flush=True)
     if settings.metrics_port is not None:
         server, _ = start_http_server(settings.metrics_port, settings.host, metrics.registry)
         port = server.server_address[1]
         print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
     senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
+    warner = asyncio.create_task(early.run(stop)) if early else None
     try:
         await worker.run(stop)
     finally:
         stop.set()
         await senders
+        if warner is not None:
+            await warner
         await platform.aclose()
         await db.dispose()
+
+
+def worker_with_warning(
+    settings: Settings, db: Database, platform: TaxPlatform, metrics: Metrics
+) -> tuple[Worker, EarlyWarning | None]:
+    """A worker whose platform calls and the backlog feed its early warning (unless
+    `--no-warn`); the warnings travel in the worker's heartbeat."""
+    if not settings.warn:
+        return Worker(db, platform, worker_config(settings), observer=metrics), None
+    calls = CallSeries()
+    holder: list[Worker] = []
+
+    def opened() -> dict[str, int]:
+        return {region: b.opened_total for region, b in holder[0].dispatch.breakers.items()}
+
+    early = early_warning_for(
+        settings, "worker", calls=calls, backlog=lambda: db.read(overview.backlog),
+        breakers_opened=opened,
+    )  # fmt: skip
+    worker = Worker(db, platform, worker_config(settings), observer=WarningObserver(metrics, calls),
+                    extra_state=early.report)  # fmt: skip
+    early.notifier = Notifier(settings.warn_notify_url, worker.owner,
+                              settings.warn_notify_timeout_s)  # fmt: skip
+    holder.append(worker)
+    return worker, early
+
+
+async def api_warning(app: Any, settings: Settings, db: Database, stop: asyncio.Event) -> None:
+    """The API's early warning (intake per seller group), kept in a heartbeat row of its own
+    (`role: api`) so that `kaipiao status` and /metrics see it beside the workers'."""
+    rates = RateSeries("intake")
+    app.state.intake_series = rates
+    owner = f"api:{socket.gethostname()}:{os.getpid()}"
+    early = early_warning_for(settings, owner, rates=rates)
+    runner = asyncio.create_task(early.run(stop))
+    try:
+        while not stop.is_set():
+            state = {"role": "api", **early.report()}
+            try:
+                await db.write(functools.partial(overview.beat, owner=owner, now=utcnow(),
+                                                 state=state))  # fmt: skip
+            except Exception:
+                log.exception("the API's heartbeat failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
+    finally:
+        await runner
+        with contextlib.suppress(Exception):
+            await db.write(lambda conn: overview.forget_worker(conn, owner))
 
 
 async def reconcile_once(
@@ -217,10 +277,15 @@ async def serve(settings: Settings) -> None:
             )
     stop = asyncio.Event()
     worker_task: asyncio.Task[None] | None = None
+    background: list[asyncio.Task[None]] = []
+    if settings.warn:
+        background.append(asyncio.create_task(api_warning(app, settings, db, stop)))
     platform = platform_for(settings, platform_url, db)
     if settings.workers:
-        worker = Worker(db, platform, worker_config(settings), observer=app.state.metrics)
+        worker, early = worker_with_warning(settings, db, platform, app.state.metrics)
         worker_task = asyncio.create_task(worker.run(stop))
+        if early is not None:
+            background.append(asyncio.create_task(early.run(stop)))
         print(f"  workers:  {worker.owner}", flush=True)
     checkpoints = asyncio.create_task(checkpoint_job(settings, db, signer).run(stop))
     senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
@@ -238,6 +303,8 @@ async def serve(settings: Settings) -> None:
         await poller
         await senders
         await reconciler
+        for job in background:
+            await job
         await platform.aclose()
         if sandbox is not None:
             await sandbox.stop()

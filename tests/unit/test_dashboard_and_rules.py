@@ -22,6 +22,8 @@ def _exported() -> set[str]:
     snap = Snapshot(now, {"queued": 1}, 3.0, 1, 0, 300.0, 10, 2, 0.0,
                     [("w1", now, {"breakers": {"31": "open"}, "limits": {"31": 20},
                                   "in_flight": 1})])  # fmt: skip
+    snap.warnings = [{"signal": "latency_p95:31", "since": 0.0, "last": 0.0, "value": 6.0,
+                      "baseline": 0.5, "score": 1.0, "source": "w1"}]  # fmt: skip
     metrics.watch_snapshot(lambda: snap)
     metrics.call("issue", "31", "issued", 0.8)
     metrics.issued(12.0)

@@ -60,6 +60,7 @@ def create_app(
     app.state.draining = False  # set on SIGTERM by `kaipiao serve`: /readyz answers 503
     metrics.watch_snapshot(lambda: app.state.snapshot)
     app.state.settings = settings
+    app.state.intake_series = None  # a warn.telemetry.RateSeries when `serve` runs the warning
     app.state.database = database
     app.state.clock = clock
     app.state.metrics = metrics

@@ -10,6 +10,7 @@ including this route's OpenAPI description, stays with FastAPI (see `kaipiao.api
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,8 @@ async def accept_invoice(
         idempotency_ttl=state.idempotency_ttl,
     )
     state.metrics.accepted("accepted" if accepted.created else "existing")
+    if accepted.created and state.intake_series is not None:
+        state.intake_series.record(time.time(), seller.region)  # the early warning's intake
     return (202 if accepted.created else 200), accepted.document
 
 

@@ -38,7 +38,7 @@ def drill(
     """Replay a field incident with real processes and check the invariants.
 
     Scenarios: surge, slow-platform, failure-spike, outage, ambiguous, worker-crash, db-restart,
-    region-outage. Exit status 1 if any invariant breaks."""
+    region-outage, clean. Exit status 1 if any invariant breaks."""
     from kaipiao.ops.drill_cli import run_drill_command
     from kaipiao.ops.scenarios import SCENARIOS
 

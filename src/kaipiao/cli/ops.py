@@ -70,7 +70,9 @@ def reconcile(
 
 
 def plan(
-    invoices_per_day: Annotated[int, typer.Option(help="Invoices a day on average.")],
+    invoices_per_day: Annotated[
+        int | None, typer.Option(help="Invoices a day on average (or --from-history).")
+    ] = None,
     peak_factor: Annotated[float, typer.Option(help="Peak rate ÷ average rate.")] = 10.0,
     latency_mean: Annotated[float, typer.Option(help="Platform latency, mean, seconds.")] = 0.8,
     latency_p99: Annotated[float, typer.Option(help="Platform latency, p99, seconds.")] = 5.0,
@@ -86,10 +88,44 @@ def plan(
     helm_values: Annotated[
         bool, typer.Option(help="Print values for the Helm chart, the reasoning as comments.")
     ] = False,
+    from_history: Annotated[
+        bool,
+        typer.Option(
+            help="Take the last 24 h of stored intake as the forecast, and say "
+            "when each quota or the backlog SLO is exceeded at its trend."
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Capacity planner: what a deployment needs at its peak, with the reasoning shown."""
     from kaipiao.ops.plan import PlanInput, render
     from kaipiao.ops.plan import plan as work_out
+
+    def say(text: str) -> None:  # with --helm-values, the history is a comment of the YAML
+        typer.echo(f"# {text}".rstrip() if helm_values else text)
+
+    if from_history:
+        from kaipiao.clock import utcnow
+        from kaipiao.services import forecast as exhaustion
+
+        settings = settings_from(data_dir=data_dir, database_url=database_url)
+        now = utcnow()
+        history = run_db(settings, lambda db: exhaustion.recent_intake(db, now))
+        if not history:
+            fail("no intake stored in the last 72 h: nothing to plan from", 1)
+        last_day = history[-24:]
+        invoices_per_day = invoices_per_day or max(1, round(sum(last_day) * 24 / len(last_day)))
+        mean = sum(last_day) / len(last_day)
+        peak_factor = max(1.0, max(last_day) / mean) if mean else peak_factor
+        say(f"from history: {len(history)} h of intake; last {len(last_day)} h → "
+                   f"{invoices_per_day} invoices/day, hourly peak factor {peak_factor:.2f} "
+                   "(peaks within an hour are higher: check against --peak-factor)")  # fmt: skip
+        for line in exhaustion.render(run_db(settings, lambda db: exhaustion.exhaustion(db, now))):
+            say(line)
+        say("")
+    if invoices_per_day is None:
+        fail("--invoices-per-day is required (or --from-history)", 2)
 
     try:
         forecast = PlanInput(

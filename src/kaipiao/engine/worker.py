@@ -63,9 +63,8 @@ class WorkerConfig:
     idle_poll_s: float = 0.25
     max_in_flight: int = 500
     shutdown_grace_s: float = 20.0
-    # The platform's longest time from receiving a request to acting on it. Only a platform that
-    # does not deduplicate serials needs it to be right; sandbox profiles cap latency at 10-30 s.
-    settle_s: float = 60.0
+    settle_s: float = 60.0  # the platform's longest time from receiving a request to acting on
+    # it; only a platform that does not deduplicate serials needs it right (sandbox: 10-30 s)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
 
@@ -83,8 +82,9 @@ class Worker:
         clock: Callable[[], datetime] = utcnow,
         seed: int | None = None,
         observer: EngineObserver | None = None,
+        extra_state: Callable[[], dict[str, object]] | None = None,
     ) -> None:
-        self.db = db
+        self.db, self.extra_state = db, extra_state  # extra_state: more for the heartbeat
         self.observer: EngineObserver = observer or NoObserver()
         self.config = config or WorkerConfig()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -178,6 +178,7 @@ class Worker:
             "in_flight": len(self.active),
             "issued": self.stats["submit_issued"] + self.stats["submit_duplicate"]
             + self.stats["query_issued"],
+            **(self.extra_state() if self.extra_state else {}),
         }  # fmt: skip
 
     async def _heartbeat(self) -> None:

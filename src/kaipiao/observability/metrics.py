@@ -197,3 +197,12 @@ class _SnapshotCollector(Collector):
                 limit.add_metric([region, owner], value)
             in_flight.add_metric([owner], report.get("in_flight", 0))
         yield from (opened, state, limit, in_flight)
+        warning = GaugeMetricFamily(
+            "kaipiao_early_warning",
+            "1 while a live process holds an early warning on a signal (latency_p95, "
+            "failure_share, throttled_share per province; intake per seller group; backlog).",
+            labels=["signal"],
+        )  # fmt: skip
+        for signal in sorted({w["signal"] for w in snap.warnings}):
+            warning.add_metric([signal], 1)
+        yield warning

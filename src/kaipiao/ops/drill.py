@@ -34,6 +34,7 @@ from kaipiao.ops.drill_result import (
     assess_kaipiao,
     assess_naive,
 )
+from kaipiao.ops.drill_warning import assess_warnings
 from kaipiao.ops.loadgen import LoadGenerator, Target
 
 
@@ -146,6 +147,7 @@ async def _run_kaipiao(config: DrillConfig, progress: Progress | None) -> tuple[
                                 started_at=started_at, callers_may_fail=s.callers_may_fail,
                                 checked_region=region)  # fmt: skip
         result.crashes = deployment.crashes
+        assess_warnings(result, deployment.warnings, started_at, config.window, s.name)
         return result, deployment.tax_ids
     finally:
         await deployment.stop()

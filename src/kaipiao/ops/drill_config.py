@@ -12,6 +12,7 @@ from kaipiao.ops.drill_result import (
     Result,
     Window,
 )
+from kaipiao.ops.drill_warning import day_factor
 from kaipiao.ops.scenarios import FAULT_END, FAULT_START, Scenario
 
 REGIONS = ("31", "44")
@@ -65,6 +66,8 @@ class DrillConfig:
         return knobs
 
     def rate_at(self, t: float) -> float:
+        if self.scenario.daily:
+            return self.rate * day_factor(t / self.duration_s)
         w = self.window
         inside = w.fault_start <= t < w.fault_end
         return self.rate * (self.scenario.rate_factor if inside else 1.0)

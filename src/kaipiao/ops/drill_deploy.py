@@ -30,10 +30,13 @@ from kaipiao.ops.drill_result import (
     PlatformTruth,
     Tick,
 )
+from kaipiao.ops.drill_warning import WarningLog, learn_s
 from kaipiao.ops.loadgen import LoadGenerator
 from kaipiao.ops.processes import KAIPIAO, Running, clean_env, run_kaipiao, start_process
 from kaipiao.store.database import Database
-from kaipiao.store.overview import counts_for_sellers, outcomes_for_sellers
+from kaipiao.store.overview import counts_for_sellers, outcomes_for_sellers, workers_seen
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def seller_tax_id(rng: random.Random, region: str) -> str:
@@ -96,7 +99,9 @@ class KaipiaoDeployment:
         self.url_for_reads = settings.resolved_database_url()
         rate = max(400.0, 4 * config.rate * config.scenario.rate_factor)
         self.env = clean_env(KAIPIAO_LOG_LEVEL="warning", KAIPIAO_INTAKE_RATE_PER_S=str(rate),
-                             KAIPIAO_INTAKE_BURST=str(int(rate * 2)))  # fmt: skip
+                             KAIPIAO_INTAKE_BURST=str(int(rate * 2)),
+                             KAIPIAO_WARN_LEARN_S=str(learn_s(config.duration_s)))  # fmt: skip
+        self.warnings = WarningLog()
         self.api: Running | None = None
         self.api_port = 0
         self.workers: list[Running] = []
@@ -174,6 +179,7 @@ class KaipiaoDeployment:
         assert self.db is not None
         try:
             counts = await self.db.read(lambda c: counts_for_sellers(c, self.seller_ids))
+            self.warnings.read(await self.db.read(lambda c: workers_seen(c, _EPOCH)))
         except Exception:  # the store is restarting (db-restart): no sample this second
             return None
         return Tick(t, counts.get("queued", 0) + counts.get("issuing", 0), counts.get("issued", 0))

@@ -36,6 +36,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("drain_s", "drain"),
     ("recovery_s", "recovery"),
     ("crashes", "processes killed"),
+    ("warning", "first warning / breaker open"),
 )
 
 
@@ -58,6 +59,7 @@ def cells(r: Result) -> dict[str, str]:
         "issue": f"{_ms(r.issue_p50)} / {_ms(r.issue_p99)}",
         "backlog_peak": str(r.backlog_peak), "drain_s": _seconds(r.drain_s),
         "recovery_s": _seconds(r.recovery_s), "crashes": str(r.crashes),
+        "warning": f"{_seconds(r.first_warning_s)} / {_seconds(r.breaker_open_s)}",
     }  # fmt: skip
 
 

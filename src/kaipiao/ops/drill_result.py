@@ -90,6 +90,11 @@ class Result:
     checks: list[Check] = field(default_factory=list)
     timeline: list[Tick] = field(default_factory=list)
     per_second: list[dict[str, float]] = field(default_factory=list)
+    # The early warning (ops/drill_warning.py): times in seconds since the load began
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    first_warning_s: float | None = None  # the first warning at or after the fault's start
+    breaker_open_s: float | None = None  # a worker's breaker first opened
+    warning_lead_s: float | None = None  # breaker_open_s - first_warning_s
 
     @property
     def passed(self) -> bool:

@@ -49,6 +49,7 @@ class Scenario:
     callers_may_fail: bool = False  # the fault takes the API itself down for a moment
     self_ending: bool = False  # the sandbox ends the fault by itself (an outage reopens on a timer)
     checked_region: str | None = None  # a region that must not slow down during the fault
+    daily: bool = False  # arrivals follow a working day's shape, the whole day over the run
 
     def fault_knobs(self, window_s: float) -> dict[str, Any] | None:
         if self.name == "outage":
@@ -73,6 +74,8 @@ SCENARIOS: dict[str, Scenario] = {
                  crash="worker", workers=2, dedup=False),
         Scenario("db-restart", "the database restarts (SQLite: kill -9 of every kaipiao process)",
                  crash="store", callers_may_fail=True),
+        Scenario("clean", "no fault; intake follows a working day's shape, replayed over the run",
+                 daily=True),
         Scenario("region-outage", "province 44 hangs; province 31 must not slow down",
                  fault={"down_regions": ["44"]}, checked_region="31"),
     )

@@ -9,10 +9,11 @@ level 0 none affected; level 1 under 1% (handled internally); level 2 1–5% (re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kaipiao.services import ids
+from kaipiao.services import forecast, ids
+from kaipiao.services.forecast import Exhaustion
 from kaipiao.store import overview, webhooks
 from kaipiao.store.database import Conn, Database
 from kaipiao.store.ledger import head
@@ -49,6 +50,9 @@ class Snapshot:
     webhook_backlog: int = 0
     deviation: float | None = None  # the last reconciliation's contradictions / checked
     workers: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
+    # Active early warnings, each with the process that raised it (`source`), earliest first
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    forecast: list[Exhaustion] = field(default_factory=list)
 
     @property
     def level(self) -> int:
@@ -69,7 +73,22 @@ class Snapshot:
                 {"owner": owner, "seen_at": seen.isoformat(), **state}
                 for owner, seen, state in self.workers
             ],
+            "warnings": [
+                {**w, "since": _iso(w["since"]), "last": _iso(w["last"])} for w in self.warnings
+            ],
+            "forecast": [e.to_json() for e in self.forecast],
         }
+
+
+def _iso(posix: float) -> str:
+    return datetime.fromtimestamp(posix, UTC).isoformat()
+
+
+def active_warnings(beats: list[tuple[str, datetime, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every live process's active warnings, earliest first, each with its `source`."""
+    found = [{**w, "source": owner} for owner, _, state in beats
+             for w in state.get("warnings", [])]  # fmt: skip
+    return sorted(found, key=lambda w: (w["since"], w["signal"]))
 
 
 async def schema_current(db: Database) -> bool:
@@ -100,7 +119,11 @@ async def snapshot(db: Database, now: datetime) -> Snapshot:
             workers=overview.workers_seen(conn, now - WORKER_SEEN),
         )
 
-    return await db.read(read)
+    snap = await db.read(read)
+    snap.warnings = active_warnings(snap.workers)
+    snap.workers = [b for b in snap.workers if b[2].get("role") != "api"]
+    snap.forecast = await forecast.exhaustion(db, now)
+    return snap
 
 
 def render(snap: Snapshot) -> list[str]:
@@ -132,4 +155,10 @@ def render(snap: Snapshot) -> list[str]:
         limits = " ".join(f"{r}={n}" for r, n in state.get("limits", {}).items()) or "-"
         lines.append(f"  {owner}: in flight {state.get('in_flight', 0)}, breakers {breakers}, "
                      f"limits {limits}")  # fmt: skip
+    lines.append(f"warnings:   {len(snap.warnings)} active" if snap.warnings else
+                 "warnings:   none active")  # fmt: skip
+    for w in snap.warnings:
+        lines.append(f"  {w['signal']} since {_iso(w['since'])[:19]}Z: {w['value']:g} against a "
+                     f"usual {w['baseline']:g} ({w['source']})")  # fmt: skip
+    lines.extend(forecast.render(snap.forecast))
     return lines

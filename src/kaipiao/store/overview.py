@@ -115,3 +115,35 @@ def outcomes_for_sellers(conn: Connection, seller_ids: list[str]) -> list[dict[s
                invoices.c.issued_at)  # fmt: skip
     rows = conn.execute(select(*columns).where(invoices.c.seller_id.in_(seller_ids)))
     return [dict(row._mapping) for row in rows]
+
+
+def backlog(conn: Connection) -> int:
+    """Invoices waiting to be issued (queued + issuing), counted on the queue's index."""
+    waiting = (Status.QUEUED.value, Status.ISSUING.value)
+    return int(
+        conn.execute(
+            select(func.count()).select_from(invoices).where(invoices.c.status.in_(waiting))
+        ).scalar_one()
+    )
+
+
+def intake_by_hour(conn: Connection, since_id: str) -> list[tuple[str, str, str, int]]:
+    """Invoices accepted per seller and UTC hour since the invoice id `since_id` (ids grow with
+    time, so the primary key bounds the scan): (seller id, region, "YYYY-MM-DD HH", count)."""
+    if conn.dialect.name == "sqlite":
+        hour = func.strftime("%Y-%m-%d %H", invoices.c.created_at)
+    else:
+        utc = func.timezone("UTC", invoices.c.created_at)
+        hour = func.to_char(func.date_trunc("hour", utc), "YYYY-MM-DD HH24")
+    rows = conn.execute(
+        select(invoices.c.seller_id, invoices.c.region, hour.label("hour"), func.count())
+        .where(invoices.c.id >= since_id)
+        .group_by(invoices.c.seller_id, invoices.c.region, hour)
+    )
+    return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+
+def seller_quotas(conn: Connection) -> dict[str, tuple[str, float | None]]:
+    """Every seller's region and platform quota (calls/s; None: unlimited)."""
+    rows = conn.execute(select(sellers.c.id, sellers.c.region, sellers.c.quota_per_s))
+    return {r.id: (r.region, None if r.quota_per_s is None else float(r.quota_per_s)) for r in rows}
