@@ -75,7 +75,8 @@ def platform_invoice(invoice: StoredInvoice, seller: Seller) -> PlatformInvoice:
     lines = platform_lines(invoice)
     return PlatformInvoice(
         serial_no=invoice.serial_no,
-        order_ref=invoice.order_id,
+        # Each part of a split order is its own invoice on the platform: its own reference.
+        order_ref=invoice.order_id if invoice.parts == 1 else f"{invoice.order_id}/{invoice.part}",
         seller_tax_id=seller.tax_id,
         seller_region=invoice.region,
         invoice_type=invoice.invoice_type,

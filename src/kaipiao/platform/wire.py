@@ -58,7 +58,7 @@ class _LineBody(_Model):
 
 class _IssueBody(_Model):
     serial_no: str = Field(min_length=1, max_length=20)
-    order_ref: str = Field(min_length=1, max_length=64)
+    order_ref: str = Field(min_length=1, max_length=80)  # an order id, and "/k" for part k
     seller_tax_id: str = Field(min_length=1)
     seller_region: str | None = None
     invoice_type: str
