@@ -70,9 +70,19 @@ async def test_discount_lines_follow_their_goods_line(api: Api) -> None:
     assert doc["total_in_words"] == "壹仟陆佰柒拾元壹角捌分"
     check_document(doc)
     # The same discount as its own line issues the same lines.
-    explicit = invoice_body(lines=[GOODS, {"kind": "discount", "name": "办公椅",
-                                            "tax_code": "1060512990000000000",
-                                            "tax_rate": "0.13", "amount": "-59.99"}, SERVICE])
+    explicit = invoice_body(
+        lines=[
+            GOODS,
+            {
+                "kind": "discount",
+                "name": "办公椅",
+                "tax_code": "1060512990000000000",
+                "tax_rate": "0.13",
+                "amount": "-59.99",
+            },
+            SERVICE,
+        ]
+    )
     again = (await api.post(explicit)).json()
     assert again["lines"] == doc["lines"]
 
@@ -113,7 +123,9 @@ async def test_split_order_issued_as_parts_listed_under_the_order(
                               headers=headers)).json()["data"]  # fmt: skip
         # Replays: the same key, the same order without a key, and the whole group stays one.
         replay = await c.post("/v1/invoices", json=body, headers=headers)
-        again = await c.post("/v1/invoices", json=body, headers={"Authorization": headers["Authorization"]})
+        again = await c.post(
+            "/v1/invoices", json=body, headers={"Authorization": headers["Authorization"]}
+        )
         other = await c.post("/v1/invoices", json=invoice_body("SPLIT-1"),
                              headers={"Authorization": headers["Authorization"]})  # fmt: skip
         relisted = (await c.get("/v1/invoices", params={"order_id": "SPLIT-1"},
@@ -131,8 +143,13 @@ async def test_split_order_issued_as_parts_listed_under_the_order(
     other_seller = await add_seller(database, name="无限额", tax_id="91110108551385082Q",
                                     now=utcnow())  # fmt: skip
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        one = (await c.post("/v1/invoices", json=whole,
-                            headers={"Authorization": f"Bearer {other_seller.api_key}"})).json()
+        one = (
+            await c.post(
+                "/v1/invoices",
+                json=whole,
+                headers={"Authorization": f"Bearer {other_seller.api_key}"},
+            )
+        ).json()
     assert one["parts"] == 1
     for name in ("total_amount", "total_tax", "total"):
         assert sum((money(doc[name]) for doc in parts), Decimal(0)) == money(one[name])
@@ -195,8 +212,9 @@ async def test_partial_reversals_until_nothing_is_left(api: Api) -> None:
     for body, status, code in bad:
         response = await api.client.post(url, headers=api.auth(), json=body)
         assert (response.status_code, response.json()["code"]) == (status, code), body
-    by_amount = await api.client.post(url, headers=api.auth(),
-                                      json={"reason": "sales_discount", "amount": "100.00"})
+    by_amount = await api.client.post(
+        url, headers=api.auth(), json={"reason": "sales_discount", "amount": "100.00"}
+    )
     assert by_amount.status_code == 202, by_amount.text
     assert money(by_amount.json()["total"]) == Decimal("-100.00")
     check_document(by_amount.json())
@@ -216,8 +234,9 @@ async def test_concurrent_partial_reversals_never_exceed_the_original(api: Api) 
     url = f"/v1/invoices/{doc['id']}/reverse"
 
     async def reverse() -> httpx.Response:
-        return await api.client.post(url, headers=api.auth(),
-                                     json={"reason": "sales_discount", "amount": "300.00"})
+        return await api.client.post(
+            url, headers=api.auth(), json={"reason": "sales_discount", "amount": "300.00"}
+        )
 
     answers = await asyncio.gather(*(reverse() for _ in range(8)))
     codes = sorted(answer.status_code for answer in answers)

@@ -160,7 +160,10 @@ def test_a_line_over_the_limit_is_split_by_quantity_exactly() -> None:
     priced = price_invoice(order(line("10", "1000", discount=D("100"))), SellerPolicy())
     parts = split_invoice(priced, SellerPolicy(invoice_limit=D("3000")))
     assert [[piece.request.quantity for piece in p.lines] for p in parts] == [
-        [D(3)], [D(3)], [D(3)], [D(1)]
+        [D(3)],
+        [D(3)],
+        [D(3)],
+        [D(1)],
     ]
     assert [p.totals.total for p in parts] == [D("3356.10")] * 3 + [D("1118.70")]
     assert sum((p.totals.total for p in parts), D(0)) == priced.totals.total == D("11187.00")
@@ -192,7 +195,9 @@ def reversibles(priced: PricedInvoice) -> tuple[Reversible, ...]:
 
 steps = st.lists(
     st.one_of(
-        st.tuples(st.just("lines"), st.integers(0, 11), st.decimals(D("0.001"), D("400"), places=3)),
+        st.tuples(
+            st.just("lines"), st.integers(0, 11), st.decimals(D("0.001"), D("400"), places=3)
+        ),
         st.tuples(st.just("amount"), st.just(0), st.decimals(D("0.01"), D("50000"), places=2)),
     ),
     max_size=8,
@@ -206,6 +211,7 @@ def test_partial_reversals_never_exceed_the_original(
 ) -> None:
     items = reversibles(priced)
     reversed_total = D(0)
+    codes_seen: set[str] = set()
     for kind, position, value in plan:
         try:
             if kind == "lines":
@@ -214,7 +220,7 @@ def test_partial_reversals_never_exceed_the_original(
             else:
                 step = plan_reversal(items, amount=value)
         except InvalidReversal as refused:
-            assert refused.code in {"exceeds_reversible", "invalid_amount"}
+            codes_seen.add(refused.code)
             continue
         assert step.totals.total < 0 or step.totals.total == 0
         assert step.total_in_words == amount_in_words(step.totals.total)
@@ -225,6 +231,7 @@ def test_partial_reversals_never_exceed_the_original(
         for item in items:
             assert item.quantity >= 0 and item.amount >= 0 and item.tax >= 0
         assert reversed_total + step.reversible_total == priced.totals.total
+    assert codes_seen <= {"exceeds_reversible", "invalid_amount"}
     if any(item.gross or item.quantity for item in items):
         rest = plan_reversal(items)  # everything left, exactly
         assert reversed_total - rest.totals.total == priced.totals.total

@@ -111,7 +111,8 @@ def test_seller_invoice_limit_splits_instead_of_refusing() -> None:
     assert len(split_invoice(priced, SellerPolicy(invoice_limit=Decimal("1021.00")))) == 1
     parts = split_invoice(priced, SellerPolicy(invoice_limit=Decimal("1020.99")))
     assert [(p.part, p.parts, p.totals.total) for p in parts] == [
-        (1, 2, Decimal("1060.00")), (2, 2, Decimal("21.00"))
+        (1, 2, Decimal("1060.00")),
+        (2, 2, Decimal("21.00")),
     ]
     # Including tax, as configured: 1081.00 fits, a fen less does not.
     including = SellerPolicy(invoice_limit=Decimal("1081.00"), limit_includes_tax=True)
