@@ -106,8 +106,8 @@ def split_invoice(priced: PricedInvoice, policy: SellerPolicy) -> tuple[PricedPa
         policy.max_lines,
     )
     whole = priced.totals.total if includes_tax else priced.totals.total_amount
-    lines = sum(line.line_count for line in priced.lines)
-    if (limit is None or whole <= limit) and lines <= max_lines:
+    count = sum(line.line_count for line in priced.lines)
+    if (limit is None or whole <= limit) and count <= max_lines:
         # It fits on one invoice (the common case, on intake's hot path): nothing to pack.
         # Weights are never negative (a discount is at most its line), so no line is over.
         return (PricedPart(priced.lines, priced.totals, priced.total_in_words, 1, 1),)
