@@ -83,7 +83,8 @@ def test_an_accepted_invoice_survives_kill_9(tmp_path: Path) -> None:
 def test_seller_cli(tmp_path: Path) -> None:
     added = kaipiao(
         "seller", "add", "--name", "上海甲公司", "--tax-id", "91310110666007217T", "--region", "31",
-        "--quota", "50", "--invoice-limit", "100000", "--json", "--data-dir", str(tmp_path),
+        "--quota", "50", "--invoice-limit", "100000", "--max-lines", "50", "--json",
+        "--data-dir", str(tmp_path),
     )  # fmt: skip
     created = json.loads(added.stdout)
     assert created["seller_id"].startswith("sel_") and created["api_key"].startswith("kp_")
@@ -91,7 +92,7 @@ def test_seller_cli(tmp_path: Path) -> None:
     assert listed == [{
         "seller_id": created["seller_id"], "name": "上海甲公司", "tax_id": "91310110666007217T",
         "region": "31", "quota_per_s": 50.0, "invoice_limit": "100000.00",
-        "platform": "default",
+        "platform": "default", "limit_includes_tax": False, "max_lines": 50,
     }]  # fmt: skip
     assert created["api_key"] not in (tmp_path / "kaipiao.db").read_bytes().decode("latin-1")
     dup = kaipiao("seller", "add", "--name", "x", "--tax-id", "91310110666007217T",

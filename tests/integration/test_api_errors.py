@@ -82,7 +82,7 @@ async def test_rule_violations_name_the_field(
     assert data["errors"][0]["loc"] == loc
 
 
-async def test_seller_invoice_limit(database: Database, tmp_path: Any) -> None:
+async def test_seller_invoice_limit_splits(database: Database, tmp_path: Any) -> None:
     seller = await add_seller(
         database,
         name="限额",
@@ -93,10 +93,16 @@ async def test_seller_invoice_limit(database: Database, tmp_path: Any) -> None:
     app = create_app(make_settings(tmp_path), database)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         headers = {"Authorization": f"Bearer {seller.api_key}"}
+        # 2 × 500 excluding tax, limit 100: the line's quantity split in tenths, ten invoices.
         response = await c.post("/v1/invoices", json=invoice_body(), headers=headers)
-        problem(response, 422, "exceeds_invoice_limit")
+        assert response.status_code == 202
+        assert (response.json()["part"], response.json()["parts"]) == (1, 10)
         small = invoice_body(lines=[{**LINE, "unit_price": "50"}])
-        assert (await c.post("/v1/invoices", json=small, headers=headers)).status_code == 202
+        assert (await c.post("/v1/invoices", json=small, headers=headers)).json()["parts"] == 1
+        # Over 100 invoices for one order is refused.
+        huge = invoice_body(lines=[{**LINE, "unit_price": "10001"}])
+        problem(await c.post("/v1/invoices", json=huge, headers=headers), 422,
+                "exceeds_invoice_limit")  # fmt: skip
 
 
 async def test_rate_limit_and_refusal_counts(database: Database, tmp_path: Any) -> None:

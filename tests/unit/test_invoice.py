@@ -15,6 +15,7 @@ from kaipiao.domain.invoice import (
     price_invoice,
     reverse_lines,
 )
+from kaipiao.domain.split import split_invoice
 
 LINE = LineRequest(
     name="咨询服务",
@@ -104,10 +105,22 @@ def test_order_id_length() -> None:
     assert problems(replace(REQUEST, order_id="x" * 65))[0][0] == "invalid_order_id"
 
 
-def test_seller_invoice_limit() -> None:
-    price_invoice(REQUEST, SellerPolicy(invoice_limit=Decimal("1081.00")))
-    with pytest.raises(ExceedsInvoiceLimit) as info:
-        price_invoice(REQUEST, SellerPolicy(invoice_limit=Decimal("1080.99")))
+def test_seller_invoice_limit_splits_instead_of_refusing() -> None:
+    priced = price_invoice(REQUEST, SellerPolicy())
+    # The limit is on the total excluding tax (1021.00 here): at it, one invoice.
+    assert len(split_invoice(priced, SellerPolicy(invoice_limit=Decimal("1021.00")))) == 1
+    parts = split_invoice(priced, SellerPolicy(invoice_limit=Decimal("1020.99")))
+    assert [(p.part, p.parts, p.totals.total) for p in parts] == [
+        (1, 2, Decimal("1060.00")),
+        (2, 2, Decimal("21.00")),
+    ]
+    # Including tax, as configured: 1081.00 fits, a fen less does not.
+    including = SellerPolicy(invoice_limit=Decimal("1081.00"), limit_includes_tax=True)
+    assert len(split_invoice(priced, including)) == 1
+    including = replace(including, invoice_limit=Decimal("1080.99"))
+    assert len(split_invoice(priced, including)) == 2
+    with pytest.raises(ExceedsInvoiceLimit) as info:  # more than 100 invoices for one order
+        split_invoice(priced, SellerPolicy(invoice_limit=Decimal("5")))
     assert info.value.code == "exceeds_invoice_limit"
 
 

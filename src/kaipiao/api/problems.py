@@ -38,7 +38,10 @@ STATUS: dict[str, int] = {
     "not_issued": 409,
     "not_reversible": 409,
     "already_reversed": 409,
+    "order_already_invoiced": 409,
+    "exceeds_reversible": 409,
     "invalid_reason": 422,
+    "invalid_reverse_line": 422,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,
@@ -105,7 +108,7 @@ def from_domain(error: DomainError) -> Problem:
     if isinstance(error, InvalidInvoice):
         errors = [{"loc": list(p.loc), "msg": p.msg, "code": p.code} for p in error.problems]
         return Problem(error.code, error.message, status=422, errors=errors)
-    return Problem(error.code, error.message, status=422)
+    return Problem(error.code, error.message, status=STATUS.get(error.code, 422))
 
 
 def from_validation(items: Sequence[Any]) -> Problem:

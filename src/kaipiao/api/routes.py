@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kaipiao.api.auth import AdminDep, SellerDep
 from kaipiao.api.intake_path import accept_invoice
@@ -14,7 +14,7 @@ from kaipiao.api.problems import MEDIA_TYPE, Problem
 from kaipiao.api.schemas import InvoicePage, InvoicePublic
 from kaipiao.domain.lifecycle import Status
 from kaipiao.services import cancellation, invoices, ledger, reversal, status
-from kaipiao.services.invoice_request import InvoiceCreate
+from kaipiao.services.invoice_request import DecimalStr, InvoiceCreate
 from kaipiao.store.documents import render_invoice
 
 
@@ -114,9 +114,26 @@ async def cancel_invoice(invoice_id: str, seller: SellerDep, request: Request) -
     return JSONResponse(render_invoice(invoice), status_code=status)
 
 
+class ReverseLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    index: Annotated[int, Field(ge=0, le=4000, description="the goods line's index in `lines`")]
+    quantity: DecimalStr
+
+
 class ReverseCreate(BaseModel):
+    """Everything left (neither `lines` nor `amount`), some units of some lines, or an amount
+    including tax (部分红冲)."""
+
     model_config = ConfigDict(extra="forbid")
     reason: Literal["invoicing_error", "sales_return", "service_stopped", "sales_discount"]
+    lines: Annotated[list[ReverseLine], Field(min_length=1, max_length=2000)] | None = None
+    amount: DecimalStr | None = Field(default=None, description="total including tax to reverse")
+
+    @model_validator(mode="after")
+    def _lines_or_amount(self) -> ReverseCreate:
+        if self.lines is not None and self.amount is not None:
+            raise ValueError("reverse either lines or an amount, not both")
+        return self
 
 
 @router.post(
@@ -129,11 +146,13 @@ class ReverseCreate(BaseModel):
 async def reverse_invoice(
     invoice_id: str, body: ReverseCreate, seller: SellerDep, request: Request
 ) -> JSONResponse:
-    """Queue a red-letter invoice against an issued one; answers with the red invoice."""
+    """Queue a red-letter invoice against an issued one, for all or part; answers with it."""
     state = request.app.state
+    lines = [(line.index, line.quantity) for line in body.lines] if body.lines else None
     red = await reversal.reverse_invoice(
-        state.database, seller, invoice_id, body.reason, now=state.clock()
-    )
+        state.database, seller, invoice_id, body.reason, now=state.clock(),
+        lines=lines, amount=body.amount,
+    )  # fmt: skip
     return JSONResponse(render_invoice(red), status_code=202)
 
 

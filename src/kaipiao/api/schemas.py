@@ -17,16 +17,18 @@ class ErrorPublic(BaseModel):
 
 
 class LinePublic(BaseModel):
+    kind: Literal["goods", "discount"] = "goods"  # absent on a line without discount
     name: str
     tax_code: str
     spec: str | None
     unit: str | None
-    quantity: str
-    unit_price: str
+    quantity: str | None  # None on a discount line and an amount reversal's red line
+    unit_price: str | None
     tax_rate: str
     price_includes_tax: bool
     amount: str
     tax: str
+    original_index: int | None = None  # a red line: the original's line it reverses
 
 
 class BuyerPublic(BaseModel):
@@ -65,6 +67,10 @@ class InvoicePublic(BaseModel):
     original_id: str | None
     created_at: datetime
     updated_at: datetime
+    part: int
+    parts: int
+    order_ids: list[str]
+    reversible_total: str | None
 
 
 class InvoicePage(BaseModel):

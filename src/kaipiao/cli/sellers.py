@@ -57,7 +57,21 @@ def seller_add(
         float | None, typer.Option(help="Platform calls/s allowed for this seller.")
     ] = None,
     invoice_limit: Annotated[
-        str | None, typer.Option(help="Largest invoice total allowed (none by default).")
+        str | None,
+        typer.Option(
+            help="Per-invoice limit (单张开票限额) on the total excluding tax; an order over it "
+            "is split into several invoices (none by default)."
+        ),
+    ] = None,
+    limit_includes_tax: Annotated[
+        bool, typer.Option(help="--invoice-limit is on the total including tax instead.")
+    ] = False,
+    max_lines: Annotated[
+        int | None,
+        typer.Option(
+            help="Most lines on one invoice, discount lines included (default 2000); "
+            "an order over it is split."
+        ),
     ] = None,
     tax_id_check: Annotated[
         CheckMode, typer.Option(help="Buyer credit-code checksum failures: reject or warn.")
@@ -105,6 +119,7 @@ def seller_add(
             db, name=name, tax_id=tax_id, now=utcnow(), region=region, quota_per_s=quota,
             invoice_limit=limit, tax_id_check=tax_id_check,
             allowed_networks=tuple(allow_network or ()), platform=account,
+            max_lines=max_lines, limit_includes_tax=limit_includes_tax,
         )  # fmt: skip
 
     created = run_db(settings, add, migrate=True)
@@ -135,7 +150,8 @@ def seller_list(
         typer.echo(json.dumps([
             {"seller_id": s.id, "name": s.name, "tax_id": s.tax_id, "region": s.region,
              "quota_per_s": s.quota_per_s, "platform": platforms.get(s.id, "default"),
-             "invoice_limit": str(s.invoice_limit) if s.invoice_limit is not None else None}
+             "invoice_limit": str(s.invoice_limit) if s.invoice_limit is not None else None,
+             "limit_includes_tax": s.limit_includes_tax, "max_lines": s.max_lines}
             for s in rows
         ], ensure_ascii=False))  # fmt: skip
         return

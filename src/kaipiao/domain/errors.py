@@ -5,7 +5,9 @@
      ├── ExceedsInvoiceLimit       exceeds_invoice_limit
      ├── IllegalTransition         illegal_transition
      ├── InvalidTaxId              invalid_buyer_tax_id (raised by the credit-code checker)
-     └── InvalidRate               invalid_tax_rate
+     ├── InvalidRate               invalid_tax_rate
+     └── InvalidReversal           invalid_reverse_line, exceeds_reversible, invalid_amount
+                                   (kaipiao.domain.reversal)
 
 The codes are the API's `code` values: changing one is a breaking change.
 """

@@ -92,3 +92,43 @@ def sum_lines(lines: Iterable[LineMoney]) -> Totals:
         amount += line.amount
         tax += line.tax
     return Totals(total_amount=amount, total_tax=tax)
+
+
+def price_discount(discount: Decimal, rate: TaxRate, *, price_includes_tax: bool) -> LineMoney:
+    """The money of a discount line (折扣行): `discount` is stated in its goods line's own basis
+    (excluding tax, or including it when the goods line's price includes tax) and priced by the
+    same rules as a line whose extended value is `discount`, then negated."""
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        value = round_cents(discount)
+        if rate.zero_tax:
+            return LineMoney(amount=-value, tax=Decimal("0.00"))
+        if price_includes_tax:
+            amount = round_cents(value / (1 + rate.rate))
+            return LineMoney(amount=-amount, tax=-(value - amount))
+        return LineMoney(amount=-value, tax=-round_cents(value * rate.rate))
+
+
+def cumulative_shares(total: Decimal, weights: list[Decimal]) -> list[Decimal]:
+    """Split `total` (cents) in proportion to `weights` so that the shares sum to `total` exactly:
+    share k = round(total × W_k / W) − round(total × W_{k−1} / W), W_k the running sum of the
+    weights. Each share is within one cent of its exact proportion, and a weight of zero gets
+    zero. Deterministic: the same inputs always give the same shares."""
+    whole = sum(weights, Decimal(0))
+    if whole == 0:
+        return [Decimal("0.00") for _ in weights] if total == 0 else _unsplittable(total)
+    shares: list[Decimal] = []
+    running = Decimal(0)
+    before = Decimal("0.00")
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        for weight in weights:
+            running += weight
+            upto = total if running == whole else round_cents(total * running / whole)
+            shares.append(upto - before)
+            before = upto
+    return shares
+
+
+def _unsplittable(total: Decimal) -> list[Decimal]:
+    raise ValueError(f"cannot split {total} over weights that sum to zero")

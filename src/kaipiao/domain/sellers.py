@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from kaipiao.domain.credit_code import CheckMode
-from kaipiao.domain.invoice import SellerPolicy
+from kaipiao.domain.invoice import MAX_LINES, SellerPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,13 @@ class Seller:
     allowed_networks: tuple[str, ...]
     webhook_secret: str
     created_at: datetime
+    max_lines: int | None = None  # None: the platform's MAX_LINES
+    limit_includes_tax: bool = False  # invoice_limit is on the total including tax
 
     def policy(self) -> SellerPolicy:
-        return SellerPolicy(invoice_limit=self.invoice_limit, tax_id_check=self.tax_id_check)
+        return SellerPolicy(
+            invoice_limit=self.invoice_limit,
+            tax_id_check=self.tax_id_check,
+            limit_includes_tax=self.limit_includes_tax,
+            max_lines=self.max_lines or MAX_LINES,
+        )

@@ -53,19 +53,30 @@ class Answered:
     phase: Phase
 
 
-def platform_invoice(invoice: StoredInvoice, seller: Seller) -> PlatformInvoice:
-    lines = tuple(
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def platform_lines(invoice: StoredInvoice) -> tuple[PlatformLine, ...]:
+    """The stored lines as a platform takes them (discount lines and red lines included)."""
+    return tuple(
         PlatformLine(
-            name=line["name"], tax_code=line["tax_code"], quantity=Decimal(line["quantity"]),
-            unit_price=Decimal(line["unit_price"]), tax_rate=line["tax_rate"],
+            name=line["name"], tax_code=line["tax_code"], quantity=_decimal(line["quantity"]),
+            unit_price=_decimal(line["unit_price"]), tax_rate=line["tax_rate"],
             amount=Decimal(line["amount"]), tax=Decimal(line["tax"]), spec=line.get("spec"),
             unit=line.get("unit"), price_includes_tax=bool(line.get("price_includes_tax", False)),
+            kind=line.get("kind", "goods"), original_index=line.get("original_index"),
         )
         for line in invoice.lines
     )  # fmt: skip
+
+
+def platform_invoice(invoice: StoredInvoice, seller: Seller) -> PlatformInvoice:
+    lines = platform_lines(invoice)
     return PlatformInvoice(
         serial_no=invoice.serial_no,
-        order_ref=invoice.order_id,
+        # Each part of a split order is its own invoice on the platform: its own reference.
+        order_ref=invoice.order_id if invoice.parts == 1 else f"{invoice.order_id}/{invoice.part}",
         seller_tax_id=seller.tax_id,
         seller_region=invoice.region,
         invoice_type=invoice.invoice_type,
@@ -207,6 +218,9 @@ class Dispatcher:
         original = await self.original_of(invoice.original_id)
         assert original is not None
         assert original.invoice_number is not None
+        # A red invoice for less than all of its original names its lines (部分红冲); one for
+        # all of it is the plain reversal every platform takes.
+        partial = invoice.total != -original.total
         return await self.platform.issue_red(
             RedRequest(
                 serial_no=invoice.serial_no,
@@ -214,5 +228,9 @@ class Dispatcher:
                 reason=invoice.reverse_reason or "invoicing_error",
                 seller_tax_id=seller.tax_id,
                 seller_region=invoice.region,
+                lines=platform_lines(invoice) if partial else (),
+                total_amount=invoice.total_amount if partial else None,
+                total_tax=invoice.total_tax if partial else None,
+                total=invoice.total if partial else None,
             )
         )

@@ -3,8 +3,10 @@
 `record` runs inside one unit of work: the settlement (status, fields, lease released, one ledger
 event) is written only if the claim's lease token still holds, and in the same transaction
 
-- a red invoice issued moves its original `reversing → reversed`;
-- a red invoice refused moves its original back `reversing → issued`;
+- a red invoice issued moves its original `reversing → reversed` once nothing is left of it
+  and no other red invoice against it is on its way (partial reversals, services.reversal);
+- a red invoice refused gives back what it reserved, and a reversing original goes back to
+  `issued`;
 - a blue invoice issued while a cancel was requested gets its red invoice: the cancel came while
   the call was in flight, so the invoice exists on the platform and is reversed, not lost.
 """
@@ -15,8 +17,7 @@ from datetime import datetime
 
 from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.engine.decide import Settlement
-from kaipiao.services.reversal import create_red
-from kaipiao.store import invoices as repo
+from kaipiao.services.reversal import create_red, finish_red, release_red
 from kaipiao.store import queue
 from kaipiao.store.database import Conn
 from kaipiao.store.records import StoredInvoice
@@ -40,22 +41,11 @@ def record(conn: Conn, claimed: queue.Claimed, settlement: Settlement, now: date
 
 def _after_issue(conn: Conn, issued: StoredInvoice, now: datetime) -> None:
     if issued.kind is Kind.RED and issued.original_id:
-        original = repo.get_invoice(conn, issued.original_id, lock=True)
-        if original is not None and original.status is Status.REVERSING:
-            repo.transition(
-                conn, original, Status.REVERSED, now=now, event="reversed",
-                payload={"red_id": issued.id, "red_number": issued.invoice_number},
-            )  # fmt: skip
+        finish_red(conn, issued, now)
     elif issued.kind is Kind.BLUE and issued.cancel_requested:
         create_red(conn, issued, "invoicing_error", now)
 
 
 def _reversal_failed(conn: Conn, red: StoredInvoice, now: datetime) -> None:
-    if red.original_id is None:
-        return
-    original = repo.get_invoice(conn, red.original_id, lock=True)
-    if original is not None and original.status is Status.REVERSING:
-        repo.transition(
-            conn, original, Status.ISSUED, now=now, event="reverse_failed",
-            payload={"red_id": red.id, "code": red.error_code},
-        )  # fmt: skip
+    if red.original_id is not None:
+        release_red(conn, red, now)

@@ -13,16 +13,22 @@ from kaipiao.platform.outcomes import IssueOutcome, QueryOutcome, Throttled, Una
 
 @dataclass(frozen=True, slots=True)
 class PlatformLine:
+    """One line as sent. A discount line (`kind` "discount") follows its goods line and has no
+    quantity or price; so has a red line that reverses an amount. `original_index`: on a red
+    line, the index of the original's line it reverses."""
+
     name: str
     tax_code: str
-    quantity: Decimal
-    unit_price: Decimal
+    quantity: Decimal | None
+    unit_price: Decimal | None
     tax_rate: str
     amount: Decimal
     tax: Decimal
     spec: str | None = None
     unit: str | None = None
     price_includes_tax: bool = False  # `unit_price` includes tax (amount and tax are computed)
+    kind: str = "goods"
+    original_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,11 @@ class RedRequest:
     reason: str
     seller_tax_id: str
     seller_region: str | None = None
+    # A partial reversal (部分红冲): its negative lines and totals. Empty: all of the original.
+    lines: tuple[PlatformLine, ...] = ()
+    total_amount: Decimal | None = None
+    total_tax: Decimal | None = None
+    total: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

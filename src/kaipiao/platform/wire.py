@@ -45,18 +45,20 @@ class _BuyerBody(_Model):
 class _LineBody(_Model):
     name: str
     tax_code: str
-    quantity: Decimal = Field(allow_inf_nan=False)
-    unit_price: Decimal = Field(allow_inf_nan=False)
+    quantity: Decimal | None = Field(default=None, allow_inf_nan=False)
+    unit_price: Decimal | None = Field(default=None, allow_inf_nan=False)
     tax_rate: str
     amount: Decimal = Field(allow_inf_nan=False)
     tax: Decimal = Field(allow_inf_nan=False)
     spec: str | None = None
     unit: str | None = None
+    kind: str = "goods"
+    original_index: int | None = None
 
 
 class _IssueBody(_Model):
     serial_no: str = Field(min_length=1, max_length=20)
-    order_ref: str = Field(min_length=1, max_length=64)
+    order_ref: str = Field(min_length=1, max_length=80)  # an order id, and "/k" for part k
     seller_tax_id: str = Field(min_length=1)
     seller_region: str | None = None
     invoice_type: str
@@ -74,6 +76,10 @@ class _RedBody(_Model):
     reason: str = Field(min_length=1)
     seller_tax_id: str = Field(min_length=1)
     seller_region: str | None = None
+    lines: list[_LineBody] = Field(default_factory=list)
+    total_amount: Decimal | None = Field(default=None, allow_inf_nan=False)
+    total_tax: Decimal | None = Field(default=None, allow_inf_nan=False)
+    total: Decimal | None = Field(default=None, allow_inf_nan=False)
 
 
 def _first_error(exc: ValidationError) -> WireError:
@@ -90,25 +96,35 @@ def encode_invoice(invoice: PlatformInvoice) -> dict[str, Any]:
         "seller_region": invoice.seller_region,
         "invoice_type": invoice.invoice_type,
         "buyer": {k: getattr(invoice.buyer, k) for k in _BuyerBody.model_fields},
-        "lines": [
-            {
-                "name": line.name,
-                "tax_code": line.tax_code,
-                "spec": line.spec,
-                "unit": line.unit,
-                "quantity": str(line.quantity),
-                "unit_price": str(line.unit_price),
-                "tax_rate": line.tax_rate,
-                "amount": str(line.amount),
-                "tax": str(line.tax),
-            }
-            for line in invoice.lines
-        ],
+        "lines": [encode_line(line) for line in invoice.lines],
         "total_amount": str(invoice.total_amount),
         "total_tax": str(invoice.total_tax),
         "total": str(invoice.total),
         "remark": invoice.remark,
     }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def encode_line(line: PlatformLine) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": line.name,
+        "tax_code": line.tax_code,
+        "spec": line.spec,
+        "unit": line.unit,
+        "quantity": _text(line.quantity),
+        "unit_price": _text(line.unit_price),
+        "tax_rate": line.tax_rate,
+        "amount": str(line.amount),
+        "tax": str(line.tax),
+    }
+    if line.kind != "goods":
+        body["kind"] = line.kind
+    if line.original_index is not None:
+        body["original_index"] = line.original_index
+    return body
 
 
 def decode_invoice(data: Any) -> PlatformInvoice:
@@ -132,13 +148,18 @@ def decode_invoice(data: Any) -> PlatformInvoice:
 
 
 def encode_red(request: RedRequest) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "serial_no": request.serial_no,
         "original_invoice_number": request.original_invoice_number,
         "reason": request.reason,
         "seller_tax_id": request.seller_tax_id,
         "seller_region": request.seller_region,
     }
+    if request.lines:
+        body["lines"] = [encode_line(line) for line in request.lines]
+        body.update(total_amount=_text(request.total_amount), total_tax=_text(request.total_tax),
+                    total=_text(request.total))  # fmt: skip
+    return body
 
 
 def decode_red(data: Any) -> RedRequest:
@@ -146,7 +167,9 @@ def decode_red(data: Any) -> RedRequest:
         body = _RedBody.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc) from None
-    return RedRequest(**body.model_dump())
+    fields = body.model_dump(exclude={"lines"})
+    lines = tuple(PlatformLine(**line.model_dump()) for line in body.lines)
+    return RedRequest(**fields, lines=lines)
 
 
 def format_time(moment: datetime) -> str:

@@ -41,7 +41,7 @@ from kaipiao.platform.outcomes import (
 from kaipiao.platform.protocol import PlatformInvoice, PlatformLine, RedRequest
 from kaipiao.sandbox.gate import FaultGate
 from kaipiao.sandbox.http1 import Request, Response, json_response
-from kaipiao.sandbox.state import Record
+from kaipiao.sandbox.records import Record
 
 log = logging.getLogger("kaipiao.sandbox.nuonuo")
 PATH = "/open/v1/services"
@@ -90,12 +90,15 @@ def decode_order(order: Any) -> tuple[PlatformInvoice, str | None]:
         if amount + tax != _decimal(d, "taxIncludedAmount"):
             raise BadBody("taxExcludedAmount + tax must equal taxIncludedAmount")
         rate = RATE_OF_POLICY.get(policy) if isinstance(policy, str) else None
+        discount = d.get("invoiceLineProperty") == "1"  # a discount line: no quantity or price
         lines.append(PlatformLine(
             name=_text(d, "goodsName"), tax_code=_text(d, "goodsCode"),
-            quantity=_decimal(d, "num"), unit_price=_decimal(d, "price"),
+            quantity=None if discount else _decimal(d, "num"),
+            unit_price=None if discount else _decimal(d, "price"),
             tax_rate=rate or _text(d, "taxRate"), amount=amount, tax=tax,
             spec=d.get("specType") or None, unit=d.get("unit") or None,
             price_includes_tax=d.get("withTaxFlag") == "1",
+            kind="discount" if discount else "goods",
         ))  # fmt: skip
     total_amount = sum((line.amount for line in lines), Decimal(0))
     total_tax = sum((line.tax for line in lines), Decimal(0))
@@ -120,6 +123,33 @@ def decode_order(order: Any) -> tuple[PlatformInvoice, str | None]:
     return invoice, callback if isinstance(callback, str) and callback else None
 
 
+def decode_red_detail(detail: Any) -> tuple[PlatformLine, ...]:
+    """A partial 红字确认单's `detail` lines (empty: the whole blue invoice)."""
+    if detail is None or detail == []:
+        return ()
+    if not isinstance(detail, list):
+        raise BadBody("detail is a list of lines")
+    lines = []
+    for d in detail:
+        if not isinstance(d, dict):
+            raise BadBody("detail lines are objects")
+        policy = d.get("favouredPolicyFlag")
+        rate = RATE_OF_POLICY.get(policy) if isinstance(policy, str) else None
+        index = _text(d, "blueDetailIndex")
+        if not index.isdigit() or int(index) < 1:
+            raise BadBody("blueDetailIndex is a line number from 1")
+        num = d.get("num")
+        lines.append(PlatformLine(
+            name=_text(d, "goodsName"), tax_code=_text(d, "goodsCode"),
+            quantity=_decimal(d, "num") if num else None,
+            unit_price=_decimal(d, "taxExcludedPrice") if d.get("taxExcludedPrice") else None,
+            tax_rate=rate or _text(d, "taxRate"), amount=_decimal(d, "taxExcludedAmount"),
+            tax=_decimal(d, "taxAmount"), spec=d.get("specType") or None,
+            unit=d.get("unit") or None, original_index=int(index) - 1,
+        ))  # fmt: skip
+    return tuple(lines)
+
+
 @dataclass
 class RedForm:
     bill_no: str
@@ -128,6 +158,7 @@ class RedForm:
     blue_number: str
     reason: str
     status: str = "01"
+    lines: tuple[PlatformLine, ...] = ()
 
 
 @dataclass
@@ -284,7 +315,8 @@ class NuonuoFront:
         reason = REASONS.get(str(data.get("redReason")))
         if reason is None:
             raise BadBody("redReason must be 1, 2, 3 or 4")
-        form = RedForm(f"{len(self.forms) + 1:020d}", bill_id, seller, blue, reason)
+        form = RedForm(f"{len(self.forms) + 1:020d}", bill_id, seller, blue, reason,
+                       lines=decode_red_detail(data.get("detail")))  # fmt: skip
 
         def file(now: datetime) -> Pending:
             self.forms[bill_id] = form  # filed even if the answer is then lost (ambiguous)
@@ -313,8 +345,15 @@ class NuonuoFront:
         form = next((f for f in self.forms.values() if f.bill_no == bill_no), None)
         if form is None or form.seller != _text(data, "taxNum"):
             return envelope("bill_not_found", "no confirmation form with that billNo")
-        red = RedRequest(serial_no=order_no, original_invoice_number=form.blue_number,
-                         reason=form.reason, seller_tax_id=form.seller)  # fmt: skip
+        amount = sum((line.amount for line in form.lines), Decimal(0))
+        tax = sum((line.tax for line in form.lines), Decimal(0))
+        partial = bool(form.lines)
+        red = RedRequest(
+            serial_no=order_no, original_invoice_number=form.blue_number, reason=form.reason,
+            seller_tax_id=form.seller, lines=form.lines,
+            total_amount=amount if partial else None, total_tax=tax if partial else None,
+            total=amount + tax if partial else None,
+        )  # fmt: skip
         state = gate.state
         return await self._submit(gate, request, "nuonuo.red", order_no, form.seller,
                                   lambda now: state.issue_red(red, now))  # fmt: skip

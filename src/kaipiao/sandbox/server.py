@@ -6,6 +6,7 @@ Routes (JSON; decimals as strings):
     POST /v1/red-invoices         red-letter    200 | 202 | 409 | 400 original_not_found…
     GET  /v1/invoices?seller_tax_id=&issued_from=&issued_to=&page=   reconciliation listing
     GET|PUT /_sandbox/faults, GET /_sandbox/stats, POST /_sandbox/reset   controls
+    GET /_sandbox/records?serial_no=S   the platform's record of one invoice (its lines)
 
 Faults apply in `sandbox/gate.py`'s order, on both fronts. A `refuse` outage closes the
 listening socket itself, so new connections are refused at the TCP level, as an unreachable
@@ -86,6 +87,7 @@ class SandboxServer:
             ("GET", "/_sandbox/faults"): self.get_faults,
             ("PUT", "/_sandbox/faults"): self.put_faults,
             ("GET", "/_sandbox/stats"): self.get_stats,
+            ("GET", "/_sandbox/records"): self.get_record,
             ("POST", "/_sandbox/reset"): self.reset,
             ("POST", NUONUO_PATH): self.nuonuo_services,
         }
@@ -299,6 +301,14 @@ class SandboxServer:
 
     async def get_stats(self, request: Request) -> Response:
         return json_response(self.state.stats(self.clock()))
+
+    async def get_record(self, request: Request) -> Response:
+        """The platform's own record of one serial (`?serial_no=`): lines, totals, status."""
+        self.state.settle_all(self.clock())
+        record = self.state.record_for(request.query.get("serial_no", ""))
+        if record is None:
+            return problem(404, "not_found", "no invoice under that serial")
+        return json_response(record.to_json())
 
     async def reset(self, request: Request) -> Response:
         seed = request.query.get("seed")

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from kaipiao.domain.codes import is_serial_no
+from kaipiao.domain.errors import DomainError
+from kaipiao.domain.money import within_platform_tolerance
+from kaipiao.domain.rates import parse_rate
 from kaipiao.platform.outcomes import (
     Duplicate,
     Issued,
@@ -27,64 +30,14 @@ from kaipiao.platform.outcomes import (
     Rejected,
 )
 from kaipiao.platform.protocol import ListedInvoice, ListedPage, PlatformInvoice, RedRequest
-from kaipiao.platform.wire import format_time, parse_time
+from kaipiao.platform.wire import encode_line
 from kaipiao.sandbox.faults import PROFILES, Faults
+from kaipiao.sandbox.records import Record
 from kaipiao.sandbox.validation import check_invoice
 
 DEFAULT_REGION = "31"
 CHANNEL = 1
 PAGE_SIZE = 100
-
-
-@dataclass(slots=True)
-class Record:
-    """One invoice on the platform (blue or red)."""
-
-    key: int
-    serial_no: str
-    kind: str
-    seller_tax_id: str
-    region: str
-    order_ref: str | None
-    total: str
-    created_at: datetime
-    status: str  # pending | issued | failed
-    final_at: datetime
-    fail: bool = False
-    invoice_number: str | None = None
-    issued_at: datetime | None = None
-    original_invoice_number: str | None = None
-    reversed_by: str | None = None
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "serial_no": self.serial_no,
-            "kind": self.kind,
-            "seller_tax_id": self.seller_tax_id,
-            "region": self.region,
-            "order_ref": self.order_ref,
-            "total": self.total,
-            "created_at": format_time(self.created_at),
-            "status": self.status,
-            "final_at": format_time(self.final_at),
-            "fail": self.fail,
-            "invoice_number": self.invoice_number,
-            "issued_at": format_time(self.issued_at) if self.issued_at else None,
-            "original_invoice_number": self.original_invoice_number,
-            "reversed_by": self.reversed_by,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Record:
-        data = dict(data)
-        for name in ("created_at", "final_at"):
-            data[name] = parse_time(data[name])
-        if data["issued_at"]:
-            data["issued_at"] = parse_time(data["issued_at"])
-        return cls(**data)
 
 
 @dataclass(slots=True)
@@ -170,7 +123,9 @@ class SandboxState:
         record.status = "issued"
         self.by_number[record.invoice_number] = record
         if record.original_invoice_number:
-            self.by_number[record.original_invoice_number].reversed_by = record.invoice_number
+            original = self.by_number[record.original_invoice_number]
+            if self._left(original, ("issued",)) == 0:
+                original.reversed_by = record.invoice_number
 
     def _settle(self, record: Record, now: datetime) -> None:
         if record.status != "pending" or now < record.final_at:
@@ -264,7 +219,39 @@ class SandboxState:
             invoice.serial_no, "blue", invoice.seller_tax_id, invoice.seller_region,
             invoice.order_ref, str(invoice.total), now,
         )  # fmt: skip
+        record.lines = [encode_line(line) for line in invoice.lines]
         return self._finish(record, now)
+
+    def _left(self, original: Record, counted: tuple[str, ...] = ("pending", "issued")) -> Decimal:
+        """What is left to reverse of `original` after its red invoices in `counted` states."""
+        reds = (
+            Decimal(r.total) for r in self.records
+            if r.kind == "red" and r.original_invoice_number == original.invoice_number
+            and r.status in counted
+        )  # fmt: skip
+        return Decimal(original.total) + sum(reds, Decimal(0))
+
+    @staticmethod
+    def _check_red_lines(request: RedRequest, left: Decimal) -> Rejected | None:
+        """A partial red invoice (部分红冲): negative lines within tolerance, totals their sums,
+        and no more than what is left of the original."""
+        amount = tax = Decimal(0)
+        for index, line in enumerate(request.lines):
+            try:
+                rate = parse_rate(line.tax_rate)
+            except DomainError as exc:
+                return Rejected(exc.code, f"line {index}: {exc.message}")
+            if line.amount > 0 or line.tax > 0:
+                return Rejected("invalid_red_line", f"line {index}: red lines are negative")
+            if not within_platform_tolerance(line.amount, line.tax, rate):
+                return Rejected("tax_mismatch", f"line {index}: |amount × rate − tax| > 0.06")
+            amount += line.amount
+            tax += line.tax
+        if (amount, tax, amount + tax) != (request.total_amount, request.total_tax, request.total):
+            return Rejected("total_mismatch", "totals are not the sums of the lines")
+        if -(amount + tax) > left:
+            return Rejected("exceeds_reversible", f"{-(amount + tax)} to reverse, {left} left")
+        return None
 
     def issue_red(
         self, request: RedRequest, now: datetime
@@ -282,16 +269,27 @@ class SandboxState:
             return Rejected("original_not_found", "no blue invoice of this seller has that number")
         if original.reversed_by is not None:
             return Rejected("already_reversed", f"reversed by {original.reversed_by}")
-        if any(
-            r.original_invoice_number == original.invoice_number and r.status == "pending"
-            for r in self.records
-        ):
-            return Rejected("already_reversed", "a red invoice against it is being issued")
+        left = self._left(original)
+        if left <= 0:
+            return Rejected("already_reversed", "red invoices against it take all of it")
+        if request.lines:
+            refused = self._check_red_lines(request, left)
+            if refused is not None:
+                return refused
+            total = request.total
+            lines = [encode_line(line) for line in request.lines]
+        else:  # all that is left, as the original's lines negated when nothing was reversed yet
+            total = -left
+            lines = [
+                {**line, "amount": str(-Decimal(line["amount"])), "tax": str(-Decimal(line["tax"]))}
+                for line in original.lines or []
+            ] if left == Decimal(original.total) else []  # fmt: skip
         record = self._new_record(
             request.serial_no, "red", request.seller_tax_id, original.region, original.order_ref,
-            str(-Decimal(original.total)), now,
+            str(total), now,
         )  # fmt: skip
         record.original_invoice_number = original.invoice_number
+        record.lines = lines
         return self._finish(record, now)
 
     def query(self, serial_no: str, now: datetime) -> QueryOutcome:

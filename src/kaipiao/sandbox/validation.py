@@ -15,7 +15,7 @@ from kaipiao.domain.invoice import MAX_LINES, InvoiceType
 from kaipiao.domain.money import within_platform_tolerance
 from kaipiao.domain.rates import parse_rate
 from kaipiao.platform.outcomes import Rejected
-from kaipiao.platform.protocol import PlatformInvoice
+from kaipiao.platform.protocol import PlatformInvoice, PlatformLine
 
 
 def check_invoice(invoice: PlatformInvoice) -> Rejected | None:
@@ -37,6 +37,9 @@ def check_invoice(invoice: PlatformInvoice) -> Rejected | None:
     amount = Decimal(0)
     tax = Decimal(0)
     for index, line in enumerate(invoice.lines):
+        refused = _check_kind(invoice.lines, index)
+        if refused is not None:
+            return refused
         if not is_tax_code(line.tax_code):
             return Rejected("invalid_tax_code", f"line {index}: tax_code must be 19 digits")
         try:
@@ -51,4 +54,26 @@ def check_invoice(invoice: PlatformInvoice) -> Rejected | None:
         return Rejected("total_mismatch", "totals are not the sums of the lines")
     if invoice.total != amount + tax:
         return Rejected("total_mismatch", "total is not total_amount + total_tax")
+    return None
+
+
+def _check_kind(lines: tuple[PlatformLine, ...], index: int) -> Rejected | None:
+    """A goods line has a quantity and price; a discount line (折扣行) follows its goods line
+    with the same name, code and rate and takes off at most that line's amount."""
+    line = lines[index]
+    if line.kind == "goods":
+        if line.quantity is None or line.unit_price is None:
+            return Rejected("invalid_line", f"line {index}: a goods line has quantity and price")
+        return None
+    if line.kind != "discount":
+        return Rejected("invalid_line", f"line {index}: unknown line kind {line.kind!r}")
+    goods = lines[index - 1] if index > 0 else None
+    if goods is None or goods.kind != "goods":
+        return Rejected("invalid_discount", f"line {index}: a discount line follows its goods line")
+    if (goods.name, goods.tax_code) != (line.name, line.tax_code):
+        return Rejected("invalid_discount", f"line {index}: not its goods line's name and code")
+    if goods.tax_rate != line.tax_rate:
+        return Rejected("invalid_discount", f"line {index}: not its goods line's rate")
+    if line.amount >= 0 or -line.amount > goods.amount or line.tax > 0:
+        return Rejected("invalid_discount", f"line {index}: discount beyond its goods line")
     return None

@@ -19,29 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from kaipiao.domain.codes import new_serial_no
 from kaipiao.domain.invoice import InvoiceRequest, PricedInvoice, price_invoice
-from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.domain.sellers import Seller
-from kaipiao.services import ids
+from kaipiao.domain.split import PricedPart, split_invoice
+from kaipiao.services import merged
+from kaipiao.services.accepted import Accepted, complete_key
 from kaipiao.services.errors import Conflict
-from kaipiao.store import idempotency
+from kaipiao.services.invoice_rows import accepted_event, part_row
+from kaipiao.store import idempotency, orders
 from kaipiao.store import invoices as repo
 from kaipiao.store.database import Conn, Database
 from kaipiao.store.documents import render_invoice
 from kaipiao.store.events import append_events
-from kaipiao.store.records import StoredInvoice
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """What intake did: `created` (a new invoice) or not (the order's existing invoice, or the
-    replay of an earlier request under the same Idempotency-Key, created as that one was), the
-    invoice's public document, and the stored invoice where it was read (None on a replay)."""
-
-    created: bool
-    document: dict[str, Any]
-    invoice: StoredInvoice | None = None
 
 
 def request_hash(canonical: bytes) -> str:
@@ -50,114 +39,66 @@ def request_hash(canonical: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _line_json(priced: PricedInvoice) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": line.request.name,
-            "tax_code": line.request.tax_code,
-            "spec": line.request.spec,
-            "unit": line.request.unit,
-            "quantity": str(line.request.quantity),
-            "unit_price": str(line.request.unit_price),
-            "tax_rate": line.rate.code,
-            "price_includes_tax": line.request.price_includes_tax,
-            "amount": str(line.money.amount),
-            "tax": str(line.money.tax),
-        }
-        for line in priced.lines
-    ]
-
-
 def new_row(seller: Seller, priced: PricedInvoice, digest: str, now: datetime) -> dict[str, Any]:
-    """The `invoices` row of a newly accepted blue invoice (queued, due now)."""
-    request = priced.request
-    buyer = request.buyer
-    return {
-        "id": ids.invoice_id(now),
-        "seller_id": seller.id,
-        "order_id": request.order_id,
-        "kind": Kind.BLUE,
-        "region": seller.region,
-        "original_id": None,
-        "status": Status.QUEUED,
-        "invoice_type": request.invoice_type.value,
-        "serial_no": new_serial_no(now),
-        "request_hash": digest,
-        "buyer": {
-            "name": buyer.name,
-            "tax_id": buyer.tax_id,
-            "address": buyer.address,
-            "phone": buyer.phone,
-            "bank": buyer.bank,
-            "account": buyer.account,
-            "email": buyer.email,
-        },
-        "lines": _line_json(priced),
-        "remark": request.remark,
-        "callback_url": request.callback_url,
-        "total_amount": priced.totals.total_amount,
-        "total_tax": priced.totals.total_tax,
-        "total": priced.totals.total,
-        "total_in_words": priced.total_in_words,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
+    """The `invoices` row of a newly accepted blue invoice that fits on one invoice."""
+    parts = split_invoice(priced, seller.policy())
+    return part_row(seller, priced.request, parts[0], digest, now)
 
 
-def _complete_key(conn: Conn, seller_id: str, key: str | None, accepted: Accepted) -> None:
-    if key is not None:
-        idempotency.complete(
-            conn, seller_id, key, created=accepted.created,
-            body=json.dumps(accepted.document, ensure_ascii=False),
-        )  # fmt: skip
+class SerialTaken(Exception):
+    """A later part's serial collided with another invoice's: make the rows afresh."""
 
 
 @dataclass(frozen=True, slots=True)
 class _New:
-    """One accepted request waiting for its batch: the row to insert, its first event."""
+    """One accepted request waiting for its batch: its rows (one per part, part 1 first) and
+    their first events."""
 
-    row: dict[str, Any]
-    event: dict[str, Any]
+    rows: list[dict[str, Any]]
+    events: list[dict[str, Any]]
     key: str | None
     seller_id: str
 
 
 def _new_item(
-    seller: Seller, priced: PricedInvoice, digest: str, key: str | None, now: datetime
-) -> _New:
-    row = new_row(seller, priced, digest, now)
-    event = {
-        "invoice_id": row["id"], "seller_id": seller.id, "type": "accepted", "created_at": now,
-        "payload": {
-            "order_id": row["order_id"], "serial_no": row["serial_no"], "request_hash": digest,
-            "total": row["total"], "warnings": list(priced.warnings),
-        },
-    }  # fmt: skip
-    return _New(row, event, key, seller.id)
+    seller: Seller, priced: PricedInvoice, parts: tuple[PricedPart, ...], digest: str,
+    key: str | None, now: datetime,
+) -> _New:  # fmt: skip
+    rows = [part_row(seller, priced.request, part, digest, now) for part in parts]
+    return _New(rows, [accepted_event(row, priced.warnings) for row in rows], key, seller.id)
 
 
 def store_new(conn: Conn, items: list[_New]) -> list[Accepted | None]:
     """The batched unit of work that stores new invoices with their first events (one
     statement each for all of them) and completes their idempotency keys.
 
-    It does not look for the orders first: a row whose order already has its invoice (perhaps
-    committed a moment ago by a concurrent duplicate) is skipped by the unique rule and answered
-    None, and the caller then runs `_find_existing`."""
-    stored = repo.insert_new_invoices(conn, [item.row for item in items])
+    It does not look for the orders first: a group whose order already has its invoice (perhaps
+    committed a moment ago by a concurrent duplicate) is skipped by the unique rule on part 1
+    and answered None, and the caller then runs `_find_existing`. Later parts are inserted only
+    after their part 1. An order that a merged invoice has claimed fails its item
+    (order_already_invoiced): the batch is then run again item by item, the others unharmed."""
+    heads = repo.insert_new_invoices(conn, [item.rows[0] for item in items])
+    fresh = [(item, head) for item, head in zip(items, heads, strict=True) if head is not None]
+    taken = orders.claimed(conn, [(head.seller_id, head.order_id) for _, head in fresh])
+    if taken:
+        raise Conflict(
+            f"order {sorted(taken)[0][1]!r} is on a merged invoice already",
+            "order_already_invoiced",
+        )
+    tails = [row for item, _ in fresh for row in item.rows[1:]]
+    if tails and any(stored is None for stored in repo.insert_new_invoices(conn, tails)):
+        raise SerialTaken
     append_events(
-        conn,
-        [item.event for item, invoice in zip(items, stored, strict=True) if invoice is not None],
-        now=items[0].row["created_at"],
-    )
+        conn, [event for item, _ in fresh for event in item.events],
+        now=items[0].rows[0]["created_at"],
+    )  # fmt: skip
     answers: list[Accepted | None] = []
-    for item, invoice in zip(items, stored, strict=True):
-        if invoice is None:
+    for item, head in zip(items, heads, strict=True):
+        if head is None:
             answers.append(None)
             continue
-        accepted = Accepted(True, render_invoice(invoice), invoice)
-        _complete_key(conn, item.seller_id, item.key, accepted)
+        accepted = Accepted(True, render_invoice(head), head)
+        complete_key(conn, item.seller_id, item.key, accepted)
         answers.append(accepted)
     return answers
 
@@ -168,6 +109,10 @@ def _find_existing(
     def work(conn: Conn) -> Accepted | None:
         existing = repo.find_blue_by_order(conn, seller.id, order_id)
         if existing is None:
+            if orders.find_merged(conn, seller.id, order_id) is not None:
+                raise Conflict(
+                    f"order {order_id!r} is on a merged invoice already", "order_already_invoiced"
+                )
             return None
         if existing.request_hash != digest:
             raise Conflict(
@@ -175,7 +120,7 @@ def _find_existing(
                 "order_conflict",
             )
         accepted = Accepted(False, render_invoice(existing), existing)
-        _complete_key(conn, seller.id, key, accepted)
+        complete_key(conn, seller.id, key, accepted)
         return accepted
 
     return work
@@ -198,6 +143,7 @@ async def submit_invoice(
     for order_conflict, idempotency_key_reused and request_in_progress.
     """
     priced = price_invoice(request, seller.policy())
+    parts = split_invoice(priced, seller.policy())
     digest = request_hash(canonical)
     key = idempotency_key
     if key is not None:
@@ -217,10 +163,17 @@ async def submit_invoice(
                 "a request with this Idempotency-Key is still being processed",
                 "request_in_progress",
             )
-    find = _find_existing(seller, request.order_id, digest, key)
     try:
+        if request.order_ids:
+            return await merged.submit_merged(db, seller, priced, parts, digest, key, now)
+        find = _find_existing(seller, request.order_id, digest, key)
         for _ in range(3):
-            stored = await db.write_batched(store_new, _new_item(seller, priced, digest, key, now))
+            try:
+                stored = await db.write_batched(
+                    store_new, _new_item(seller, priced, parts, digest, key, now)
+                )
+            except SerialTaken:
+                continue
             if stored is not None:
                 return stored
             # The order has its invoice already (perhaps committed a moment ago by a concurrent

@@ -10,10 +10,21 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from kaipiao.domain.invoice import Buyer, InvoiceRequest, InvoiceType, LineRequest
+from kaipiao.domain.errors import FieldProblem, InvalidInvoice
+from kaipiao.domain.invoice import (
+    Buyer,
+    DiscountLineRequest,
+    InvoiceRequest,
+    InvoiceType,
+    LineRequest,
+)
 from kaipiao.domain.rates import RATES
+
+
+def _unset(value: Any) -> bool:
+    return value is None
 
 
 def _decimal_text(value: Any) -> Decimal:
@@ -68,8 +79,9 @@ class LineCreate(_In):
     ]
     spec: Text | None = None
     unit: Annotated[str, Field(max_length=20)] | None = None
-    quantity: DecimalStr
-    unit_price: DecimalStr
+    # Required on goods lines (the domain says so with invalid_amount); a discount line has none.
+    quantity: DecimalStr | None = None
+    unit_price: DecimalStr | None = None
     tax_rate: Annotated[
         str,
         Field(
@@ -80,24 +92,72 @@ class LineCreate(_In):
     price_includes_tax: bool = False
     amount: DecimalStr | None = Field(default=None, description="if stated, must match")
     tax: DecimalStr | None = Field(default=None, description="if stated, must match")
+    # New fields are left out of the canonical form while unset, so that a request sent before
+    # they existed keeps its hash (and its idempotent replay).
+    discount: DecimalStr | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="discount (折扣) in the line's own price basis; issued as a discount line",
+    )
+    kind: Literal["goods", "discount"] = Field(
+        default="goods",
+        exclude_if=lambda value: value == "goods",
+        description='"discount": this line is the discount of the goods line before it '
+        "(same name, tax_code and tax_rate; a negative amount)",
+    )
+
+    def to_domain(self, index: int) -> LineRequest | DiscountLineRequest:
+        if self.kind == "discount":
+            if self.amount is None:
+                raise InvalidInvoice([FieldProblem(
+                    "invalid_discount", ("lines", index, "amount"),
+                    "a discount line states its (negative) amount",
+                )])  # fmt: skip
+            return DiscountLineRequest(self.name, self.tax_code, self.tax_rate, self.amount)
+        missing = [name for name in ("quantity", "unit_price") if getattr(self, name) is None]
+        if missing or self.quantity is None or self.unit_price is None:
+            raise InvalidInvoice([
+                FieldProblem("invalid_amount", ("lines", index, name), f"{name} is required")
+                for name in missing
+            ])  # fmt: skip
+        fields = {k: v for k, v in self.__dict__.items() if k != "kind"}
+        return LineRequest(**fields)
+
+
+OrderId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class InvoiceCreate(_In):
-    order_id: Annotated[str, Field(min_length=1, max_length=64)]
+    order_id: OrderId | None = Field(
+        default=None, description="the order; or name several in order_ids instead"
+    )
     invoice_type: Literal["normal", "special"] = "normal"
     buyer: BuyerCreate
     lines: Annotated[list[LineCreate], Field(min_length=1, max_length=2000)]
     remark: Annotated[str, Field(max_length=200)] | None = None
     callback_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://")] | None = None
+    order_ids: Annotated[list[OrderId], Field(min_length=2, max_length=100)] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="合并开票: several orders of this buyer on one invoice (instead of order_id)",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_name_orders(self) -> InvoiceCreate:
+        if (self.order_id is None) == (self.order_ids is None):
+            raise ValueError("name the order in order_id, or several orders in order_ids")
+        return self
 
     def to_domain(self) -> InvoiceRequest:
+        order_ids = tuple(self.order_ids or ())
         return InvoiceRequest(
-            order_id=self.order_id,
+            order_id=order_ids[0] if order_ids else (self.order_id or ""),
             invoice_type=InvoiceType(self.invoice_type),
             buyer=Buyer(**self.buyer.__dict__),
-            lines=tuple(LineRequest(**line.__dict__) for line in self.lines),
+            lines=tuple(line.to_domain(index) for index, line in enumerate(self.lines)),
             remark=self.remark,
             callback_url=self.callback_url,
+            order_ids=order_ids,
         )
 
     def canonical(self) -> bytes:

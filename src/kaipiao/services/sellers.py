@@ -12,6 +12,8 @@ from decimal import Decimal
 from kaipiao.domain.codes import is_region
 from kaipiao.domain.credit_code import CheckMode, validate_tax_id
 from kaipiao.domain.errors import DomainError
+from kaipiao.domain.invoice import MAX_LINES
+from kaipiao.domain.money import decimal_places
 from kaipiao.domain.sellers import Seller
 from kaipiao.services import ids
 from kaipiao.services.errors import Conflict, ServiceError
@@ -41,9 +43,13 @@ async def add_seller(
     tax_id_check: CheckMode = CheckMode.REJECT,
     allowed_networks: tuple[str, ...] = (),
     platform: tuple[str, dict[str, str]] | None = None,
+    max_lines: int | None = None,
+    limit_includes_tax: bool = False,
 ) -> NewSeller:
     """Register a seller and its first API key; the key is returned once and stored hashed.
-    `platform` is the seller's own provider account (name, stored settings), if it has one."""
+    `platform` is the seller's own provider account (name, stored settings), if it has one.
+    `invoice_limit` (on the total excluding tax, or including it with `limit_includes_tax`) and
+    `max_lines` split an order over them into several invoices (kaipiao.domain.split)."""
     try:
         validate_tax_id(tax_id)
     except DomainError as exc:
@@ -54,6 +60,11 @@ async def add_seller(
         raise ServiceError("quota must be > 0 calls/s", "invalid_quota")
     if invoice_limit is not None and invoice_limit <= 0:
         raise ServiceError("invoice limit must be > 0", "invalid_invoice_limit")
+    if invoice_limit is not None and decimal_places(invoice_limit) > 2:
+        raise ServiceError("invoice limit is an amount with at most 2 decimals",
+                           "invalid_invoice_limit")  # fmt: skip
+    if max_lines is not None and not 2 <= max_lines <= MAX_LINES:
+        raise ServiceError(f"max lines must be 2 to {MAX_LINES}", "invalid_max_lines")
     for network in allowed_networks:
         try:
             ipaddress.ip_network(network, strict=False)
@@ -70,6 +81,8 @@ async def add_seller(
         allowed_networks=allowed_networks,
         webhook_secret=secrets.token_hex(32),
         created_at=now,
+        max_lines=max_lines,
+        limit_includes_tax=limit_includes_tax,
     )
     api_key = ids.new_api_key()
 

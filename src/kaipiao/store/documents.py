@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kaipiao.domain.lifecycle import Kind
 from kaipiao.store.records import StoredInvoice
 
 
@@ -46,4 +47,17 @@ def render_invoice(invoice: StoredInvoice) -> dict[str, Any]:
         "original_id": invoice.original_id,
         "created_at": json_time(invoice.created_at),
         "updated_at": json_time(invoice.updated_at),
+        "part": invoice.part,
+        "parts": invoice.parts,
+        "order_ids": invoice.order_ids or [invoice.order_id],
+        "reversible_total": _reversible(invoice),
     }
+
+
+def _reversible(invoice: StoredInvoice) -> str | None:
+    """What is left to reverse of a blue invoice (all of it until a reversal is requested,
+    also for rows from before it was stored); None for a red one."""
+    if invoice.kind is not Kind.BLUE:
+        return None
+    left = invoice.reversible_total if invoice.reversible_total is not None else invoice.total
+    return str(left)

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Kind, Status, ensure_transition
-from kaipiao.store import pgraw, webhooks
+from kaipiao.store import orders, pgraw, webhooks
 from kaipiao.store.events import append_event
 from kaipiao.store.records import COLUMNS, StoredInvoice
 from kaipiao.store.tables import invoices
@@ -29,6 +29,7 @@ _DEFAULTS: dict[str, Any] = {
     "error_code": None,
     "error_message": None, "cancel_requested": False, "reverse_reason": None,
     "original_id": None, "attempts": 0, "next_attempt_at": None,
+    "part": 1, "parts": 1, "order_ids": None, "reversible_total": None, "reversible": None,
 }  # fmt: skip
 
 
@@ -45,7 +46,12 @@ def _prepare(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     params["status"] = row["status"].value
     params["buyer"] = json.dumps(row["buyer"], ensure_ascii=False, sort_keys=True)
     params["lines"] = json.dumps(row["lines"], ensure_ascii=False)
-    params["order_key"] = row["order_id"] if row["kind"] is Kind.BLUE else None
+    for name in ("order_ids", "reversible"):
+        if row[name] is not None:
+            params[name] = json.dumps(row[name], ensure_ascii=False)
+    # A split order's key is on part 1 only; a merged invoice's orders are in order_claims.
+    keyed = row["kind"] is Kind.BLUE and row["part"] == 1 and row["order_ids"] is None
+    params["order_key"] = row["order_id"] if keyed else None
     return row, params
 
 
@@ -108,7 +114,7 @@ def list_invoices(
     """Newest first; `before_id` continues after the last invoice of the previous page."""
     query = select(invoices).where(invoices.c.seller_id == seller_id)
     if order_id is not None:
-        query = query.where(invoices.c.order_id == order_id)
+        query = query.where(orders.order_filter(seller_id, order_id))
     if status is not None:
         query = query.where(invoices.c.status == status.value)
     if before_id is not None:

@@ -48,6 +48,11 @@ class StoredInvoice:
     reverse_reason: str | None
     created_at: datetime
     updated_at: datetime
+    part: int = 1
+    parts: int = 1
+    order_ids: list[str] | None = None
+    reversible_total: Decimal | None = None
+    reversible: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> StoredInvoice:
@@ -61,4 +66,7 @@ class StoredInvoice:
         data["buyer"] = json.loads(data["buyer"])
         data["lines"] = json.loads(data["lines"])
         data["cancel_requested"] = bool(data["cancel_requested"])
+        for name in ("order_ids", "reversible"):
+            if data[name] is not None:
+                data[name] = json.loads(data[name])
         return cls(**data)

@@ -37,6 +37,8 @@ def _seller(row: Any) -> Seller:
         allowed_networks=tuple(json.loads(row.allowed_networks)),
         webhook_secret=row.webhook_secret,
         created_at=row.created_at,
+        max_lines=row.max_lines,
+        limit_includes_tax=bool(row.limit_includes_tax),
     )
 
 
@@ -53,6 +55,8 @@ def insert_seller(conn: Connection, seller: Seller) -> None:
             allowed_networks=json.dumps(list(seller.allowed_networks)),
             webhook_secret=seller.webhook_secret,
             created_at=seller.created_at,
+            max_lines=seller.max_lines,
+            limit_includes_tax=seller.limit_includes_tax,
         )
     )
 

@@ -47,6 +47,11 @@ sellers = Table(
     Column("allowed_networks", Text, nullable=False, server_default="[]"),
     Column("webhook_secret", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The most lines on one of this seller's invoices (NULL: the platform's 2000), and whether
+    # `invoice_limit` is on the total including tax (else excluding it): an order over either
+    # is split into several invoices (kaipiao.domain.split).
+    Column("max_lines", Integer, nullable=True),
+    Column("limit_includes_tax", Boolean, nullable=False, server_default="0"),
 )
 
 # A seller's own provider account (absent: the deployment's default platform). `settings` is
@@ -113,9 +118,30 @@ invoices = Table(
     Column("reverse_reason", String(32), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # A split order's invoices are parts 1..n of n; part 1 holds the order's key (order_key),
+    # the others have none, so the unique rule still holds "one group per order".
+    Column("part", Integer, nullable=False, server_default="1"),
+    Column("parts", Integer, nullable=False, server_default="1"),
+    # A merged invoice (合并开票): the JSON list of its orders, each claimed in `order_claims`.
+    Column("order_ids", Text, nullable=True),
+    # A blue invoice's total (including tax) not yet reversed or being reversed, and what is left
+    # of each goods line (JSON; NULL: nothing reversed yet, all of every line). Changed only
+    # under the row's lock with a compare-and-set on `reversible_total` (store.invoices).
+    Column("reversible_total", Money, nullable=True),
+    Column("reversible", Text, nullable=True),
     UniqueConstraint("seller_id", "order_key"),
     Index("ix_invoices_due", "status", "next_attempt_at"),
     Index("ix_invoices_seller_listing", "seller_id", "id"),
+)
+
+# The orders of merged invoices: each order id of a seller belongs to at most one of them.
+# Blue invoices of one order keep their key in `invoices.order_key`; intake checks both.
+order_claims = Table(
+    "order_claims",
+    metadata,
+    Column("seller_id", String(32), ForeignKey("sellers.id"), primary_key=True),
+    Column("order_id", String(64), primary_key=True),
+    Column("invoice_id", String(32), ForeignKey("invoices.id"), nullable=False, index=True),
 )
 
 idempotency_keys = Table(

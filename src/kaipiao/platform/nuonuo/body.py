@@ -21,6 +21,9 @@ CHINA = timezone(timedelta(hours=8))
 INVOICE_LINE = {"special": "bs", "normal": "pc"}  # 数电专票, 数电普票
 # Lines taxed at zero for a reason: favouredPolicyFlag 03 免税, 04 不征税.
 FAVOURED_POLICY = {"exempt": "03", "non_taxable": "04"}
+# invoiceLineProperty: 0 a normal line, 2 a discounted goods line, 1 its discount line (折扣行)
+# right after it, with no quantity or price (reference: nuonuo.md, InvoiceDetailDto).
+LINE_PROPERTY = {"normal": "0", "discount": "1", "discounted": "2"}
 NUMBER_FIELDS = ("allElectronicInvoiceNumber", "allElectronicInvoiceNumbe")  # both spellings seen
 
 
@@ -28,25 +31,38 @@ def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'))}"
 
 
-def _line(line: PlatformLine) -> dict[str, Any]:
+def _text(value: Decimal | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _line(line: PlatformLine, discounted: bool) -> dict[str, Any]:
     favoured = FAVOURED_POLICY.get(line.tax_rate)
     body: dict[str, Any] = {
         "goodsName": line.name,
         "goodsCode": line.tax_code,
         "specType": line.spec or "",
         "unit": line.unit or "",
-        "num": str(line.quantity),
-        "price": str(line.unit_price),
+        "num": _text(line.quantity),
+        "price": _text(line.unit_price),
         "withTaxFlag": "1" if line.price_includes_tax else "0",
         "taxRate": "0" if favoured else line.tax_rate,
         "tax": _money(line.tax),
         "taxExcludedAmount": _money(line.amount),
         "taxIncludedAmount": _money(line.amount + line.tax),
-        "invoiceLineProperty": "0",
+        "invoiceLineProperty": LINE_PROPERTY[
+            "discount" if line.kind == "discount" else "discounted" if discounted else "normal"
+        ],
     }
     if favoured:
         body["favouredPolicyFlag"] = favoured
     return body
+
+
+def _lines(lines: tuple[PlatformLine, ...]) -> list[dict[str, Any]]:
+    return [
+        _line(line, index + 1 < len(lines) and lines[index + 1].kind == "discount")
+        for index, line in enumerate(lines)
+    ]
 
 
 def billing_body(
@@ -70,7 +86,7 @@ def billing_body(
         "email": buyer.email or "",
         "invoiceType": "1",
         "invoiceLine": INVOICE_LINE.get(invoice.invoice_type, "pc"),
-        "invoiceDetail": [_line(line) for line in invoice.lines],
+        "invoiceDetail": _lines(invoice.lines),
     }
     if callback_url:
         order["callBackUrl"] = callback_url
@@ -83,13 +99,39 @@ def query_body(order_no: str) -> dict[str, Any]:
 
 
 def red_confirm_body(request: RedRequest) -> dict[str, Any]:
-    """`saveInvoiceRedConfirm`: the 红字确认单 for a 数电 blue invoice, keyed by our red serial."""
-    return {
+    """`saveInvoiceRedConfirm`: the 红字确认单 for a 数电 blue invoice, keyed by our red serial.
+    A partial reversal (部分红冲) lists its lines in `detail`, each by `blueDetailIndex`, the
+    1-based position of the blue invoice's line it reverses (a discounted line's own index: its
+    discount line is skipped, the amounts are net of it)."""
+    body: dict[str, Any] = {
         "billId": request.serial_no,
         "blueInvoiceNumber": request.original_invoice_number,
         "redReason": RED_REASON.get(request.reason, RED_REASON["invoicing_error"]),
         "taxNum": request.seller_tax_id,
         "applySource": "0",  # the seller applies
+    }
+    if request.lines:
+        body["detail"] = [_red_detail(line) for line in request.lines]
+    return body
+
+
+def _red_detail(line: PlatformLine) -> dict[str, Any]:
+    favoured = FAVOURED_POLICY.get(line.tax_rate)
+    price = ""
+    if line.quantity:  # the price excluding tax, positive, as the detail states it
+        price = str((line.amount / line.quantity).quantize(Decimal("0.00000001")))
+    return {
+        "blueDetailIndex": str((line.original_index or 0) + 1),
+        "goodsName": line.name,
+        "goodsCode": line.tax_code,
+        "specType": line.spec or "",
+        "unit": line.unit or "",
+        "num": _text(line.quantity),
+        "taxExcludedPrice": price,
+        "taxExcludedAmount": _money(line.amount),
+        "taxAmount": _money(line.tax),
+        "taxRate": "0" if favoured else line.tax_rate,
+        "favouredPolicyFlag": favoured or "",
     }
 
 
