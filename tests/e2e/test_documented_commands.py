@@ -65,6 +65,8 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao bench URL": help_of("bench"),
     "kaipiao plan": help_of("plan"),
     "kaipiao ledger check-proof": help_of("ledger check-proof"),
+    "kaipiao warn": help_of("warn"),
+    "kaipiao archive": help_of("archive"),
     "kaipiao purge": help_of("purge"),
     "kaipiao reconcile": help_of("reconcile"),
     "kaipiao worker": help_of("worker"),
@@ -86,6 +88,9 @@ RECIPES: dict[str, Recipe] = {
         Recipe("seller add --name 上海某某 --tax-id {tax_id_3} --platform nuonuo "
                "--app-key YOUR_APP_KEY --app-secret env:SHOP_NUONUO_SECRET --access-token TOKEN",
                note="another tax id: the demo seller has the documented one"),
+    "kaipiao seller add --invoice-limit AMOUNT":
+        Recipe("seller add --name 丁公司 --tax-id {tax_id_4} --invoice-limit 100000",
+               expect="kp_"),
     "kaipiao seller list": Recipe("seller list", expect="platform nuonuo"),
     "kaipiao seller list [--json]": Recipe("seller list --json", expect='"platform": "nuonuo"'),
     "kaipiao operator-key": Recipe("operator-key", expect="kp_"),
@@ -155,6 +160,18 @@ RECIPES: dict[str, Recipe] = {
     'kaipiao bench http://127.0.0.1:8000 --api-key "$KEY" --concurrency 32 --duration 30 --json':
         Recipe("bench {serve} --api-key {key} --concurrency 4 --duration 1 --json",
                expect='"latency_ms"', note="4 callers for 1 s"),
+    "kaipiao plan … --helm-values": Recipe("plan --invoices-per-day 1000 --helm-values",
+                                          expect="replicas"),
+    "kaipiao plan --invoices-per-day N … --helm-values":
+        Recipe("plan --invoices-per-day 50000 --helm-values", expect="replicas"),
+    "kaipiao plan --from-history": Recipe("plan --from-history", expect="from history:",
+                                          note="the world's store has today's intake"),
+    "kaipiao drill slow-platform --duration 36 --rate 20":
+        Recipe(f"drill slow-platform {SHORT_DRILL}", expect="all invariants hold"),
+    "kaipiao drill failure-spike --duration 36 --rate 20":
+        Recipe(f"drill failure-spike {SHORT_DRILL}", expect="all invariants hold"),
+    "kaipiao drill clean --duration 30 --rate 20":
+        Recipe(f"drill clean {SHORT_DRILL}", expect="all invariants hold"),
     "kaipiao plan --invoices-per-day N …": Recipe("plan --invoices-per-day 1000",
                                                  expect="What breaks first:"),
     "kaipiao plan --invoices-per-day 1000000 --peak-factor 10 --latency-mean 0.8 --latency-p99 5 "
@@ -290,6 +307,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_session_url: str) -> Iter
             "tax_id_1": valid_tax_id("91110108MA0000001"),
             "tax_id_2": valid_tax_id("91440300MA0000002"),
             "tax_id_3": valid_tax_id("91310115MA0000003"),
+            "tax_id_4": valid_tax_id("91310115MA0000004"),
         }  # fmt: skip
         yield World(values, sandbox, serve)
     finally:
