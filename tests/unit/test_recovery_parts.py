@@ -58,7 +58,7 @@ def test_libpq_url_gives_pg_dump_the_hosts_back() -> None:
     )
 
 
-class TargetServerAttributeNotMatched(Exception):  # noqa: N818 - asyncpg's name
+class TargetServerAttributeNotMatched(Exception):
     pass
 
 
