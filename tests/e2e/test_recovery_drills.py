@@ -49,6 +49,18 @@ def test_db_failover_keeps_every_acknowledged_invoice_and_issues_each_once(
     assert "RPO:" in output and "RTO accepting again" in output
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_db_failover_sync_for_a_minute_meets_the_issue_bounds(tmp_path: Path) -> None:
+    code, report, output = drill(tmp_path, "db-failover", "--sync", duration="60")
+    assert code == 0, output
+    kaipiao, recovery = report["kaipiao"], report["recovery"]
+    assert kaipiao["duplicates"] == kaipiao["lost"] == kaipiao["internal_errors"] == 0
+    assert recovery["rpo_invoices"] == 0
+    outage = recovery["promoted_at_s"] - recovery["killed_at_s"]
+    assert recovery["rto_accepting_s"] - outage <= 30
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest) -> list[str]:
     if request.param == "sqlite":

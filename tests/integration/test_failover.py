@@ -62,7 +62,6 @@ class KillsThePrimary(FakePlatform):
 
 
 @pytest.mark.postgres
-@pytest.mark.slow
 async def test_primary_killed_during_a_platform_call_the_invoice_is_issued_once(
     cluster: PgCluster,
 ) -> None:
