@@ -22,6 +22,24 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _hosts_as_query(rest: str) -> str:
+    """libpq's multi-host form `[user@]h1:5432,h2:5433/db?…` as SQLAlchemy's asyncpg dialect
+    takes it: `[user@]/db?host=h1:5432&host=h2:5433&…` (its URL parser reads `5432,h2` as a
+    port; asyncpg itself tries the hosts in order and, with `target_session_attrs=read-write`,
+    connects only to the one that accepts writes)."""
+    authority, _, path = rest.partition("/")
+    user, at, hosts = authority.rpartition("@")
+    if "," not in hosts:
+        return rest
+    listed = [h for h in hosts.split(",") if h]
+    if any(h.startswith("[") for h in listed):
+        raise ValueError("database_url: give IPv6 hosts of a multi-host URL as ?host=[…]:port")
+    database, _, query = path.partition("?")
+    params = "&".join(f"host={h}" for h in listed)
+    query = f"{params}&{query}" if query else params
+    return f"{user}{at}/{database}?{query}"
+
+
 class Settings(BaseSettings):
     """Configuration of a kaipiao process (API, workers or both)."""
 
@@ -198,8 +216,8 @@ class Settings(BaseSettings):
     def _known_driver(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if value.startswith(("postgresql://", "postgres://")):
-            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            value = "postgresql+asyncpg://" + _hosts_as_query(value.split("://", 1)[1])
         if value.startswith("sqlite:///"):
             value = "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):

@@ -44,7 +44,7 @@ from kaipiao.sandbox.faults import PROFILES
 from kaipiao.sandbox.run import install_event_loop
 from kaipiao.sandbox.server import SandboxServer
 from kaipiao.sandbox.state import SandboxState
-from kaipiao.services import ledger, reconcile, status
+from kaipiao.services import ledger, reconcile, recovery, status
 from kaipiao.services.demo import ensure_demo_seller
 from kaipiao.services.reconcile import ReconcileJob
 from kaipiao.store import overview
@@ -168,6 +168,18 @@ async def reconcile_once(
     platform = platform_for(settings, platform_url, db)
     try:
         return await reconcile.reconcile(db, platform, since=since, clock=utcnow)
+    finally:
+        await platform.aclose()
+
+
+async def recover_once(
+    settings: Settings, db: Database, platform_url: str, *, since: datetime
+) -> recovery.RecoverReport:
+    """Reconciliation in recover mode (after a restore): what the platform issued since
+    `since` comes back as issued (`services/recovery.py`)."""
+    platform = platform_for(settings, platform_url, db)
+    try:
+        return await recovery.recover(db, platform, since=since, clock=utcnow)
     finally:
         await platform.aclose()
 

@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from kaipiao import __version__
-from kaipiao.cli import drill, invoices, ledger, ops, run, sellers
+from kaipiao.cli import backup, drill, invoices, ledger, ops, run, sellers
 from kaipiao.cli.shared import exit_code, explain
 from kaipiao.cli.warn import warn_app
 
@@ -75,6 +75,8 @@ app.command()(run.worker)
 app.command()(run.migrate)
 app.command()(ledger.purge)
 app.command()(ops.reconcile)
+app.command()(backup.backup)
+app.command()(backup.restore)
 app.command("operator-key")(sellers.operator_key)
 app.command()(ops.status)
 app.command()(run.sandbox)

@@ -34,21 +34,40 @@ def drill(
     restart_command: Annotated[
         str | None, typer.Option(help="db-restart on PostgreSQL: the command that restarts it.")
     ] = None,
+    sync: Annotated[
+        bool, typer.Option(help="db-failover: a synchronous standby (RPO must be 0).")
+    ] = False,
+    promote_after: Annotated[
+        float, typer.Option(help="db-failover: seconds from the kill to the promotion.")
+    ] = 5.0,
 ) -> None:
     """Replay a field incident with real processes and check the invariants.
 
     Scenarios: surge, slow-platform, failure-spike, outage, ambiguous, worker-crash, db-restart,
-    region-outage, clean. Exit status 1 if any invariant breaks."""
+    region-outage, clean; and the recovery drills db-failover (its own primary and standby:
+    --sync, --promote-after) and restore (backup, destroy, restore, recover from the platform).
+    Exit status 1 if any invariant breaks."""
     from kaipiao.ops.drill_cli import run_drill_command
+    from kaipiao.ops.recovery_drills import RECOVERY
     from kaipiao.ops.scenarios import SCENARIOS
 
-    if scenario not in SCENARIOS:
-        fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}", 2)
-    if duration < 10 or rate <= 0 or drain_timeout < 0:
-        fail("--duration must be at least 10 s, --rate positive, --drain-timeout ≥ 0", 2)
+    if scenario not in SCENARIOS and scenario not in RECOVERY:
+        fail(f"unknown scenario {scenario!r}; known: {', '.join([*SCENARIOS, *RECOVERY])}", 2)
+    if duration < 10 or rate <= 0 or drain_timeout < 0 or promote_after < 0:
+        fail("--duration must be at least 10 s, --rate positive, --drain-timeout and "
+             "--promote-after ≥ 0", 2)  # fmt: skip
     url = None
     if database_url is not None:
         url = settings_from(database_url=database_url).database_url
+    if scenario in RECOVERY:
+        from kaipiao.ops.recovery_drills import run_recovery
+
+        ok = run_recovery(
+            scenario, duration=duration, rate=rate, seed=seed, database_url=database_url,
+            html=html, json_out=json_out, work_dir=work_dir, drain_timeout=drain_timeout,
+            sync=sync, promote_after=promote_after,
+        )  # fmt: skip
+        raise typer.Exit(0 if ok else 1)
     ok = run_drill_command(
         SCENARIOS[scenario], duration=duration, rate=rate, seed=seed, database_url=url,
         compare=compare, html=html, json_out=json_out, work_dir=work_dir,

@@ -94,6 +94,8 @@ def ledger_verify(
         elapsed = max(time.monotonic() - started, 1e-6)
     if not verdict.ok:
         typer.echo(f"ledger BROKEN at event {verdict.bad_seq}: {verdict.problem}", err=True)
+        for note in verdict.notes:  # a restore's rollback is said even when something else broke
+            typer.echo(f"  note: {note}", err=True)
         raise typer.Exit(1)
     typer.echo(
         f"ledger OK: {verdict.events} events, {verdict.checkpoints} signed checkpoints, "

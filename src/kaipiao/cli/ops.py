@@ -39,12 +39,19 @@ def reconcile(
     platform_url: Annotated[
         str | None, typer.Option(help="Tax platform URL. [env: KAIPIAO_PLATFORM_URL]")
     ] = None,
+    recover: Annotated[
+        bool,
+        typer.Option(
+            help="After a restore: bring back as issued what the platform issued "
+            "(kaipiao restore does this itself)."
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Compare local state with the platform's listing; exit 1 if anything contradicts."""
     from kaipiao.clock import utcnow
-    from kaipiao.runtime import reconcile_once
+    from kaipiao.runtime import reconcile_once, recover_once
 
     settings = settings_from(
         platform_url=platform_url, data_dir=data_dir, database_url=database_url
@@ -57,6 +64,17 @@ def reconcile(
     except ValueError:
         fail(f"--since {since!r} is not an ISO 8601 time", 2)
     start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+    if recover:
+        found = run_db(settings, lambda db: recover_once(settings, db, url, since=start))
+        typer.echo(
+            f"{found.listed} listed, {len(found.recovered)} brought back, "
+            f"{len(found.settled)} settled, {len(found.contradictions)} contradictions"
+        )
+        for line in [*found.recovered, *found.settled]:
+            typer.echo(f"  recovered {line}")
+        for line in found.contradictions:
+            typer.echo(f"  attention {line}")
+        raise typer.Exit(1 if found.unreachable or found.contradictions else 0)
     report = run_db(settings, lambda db: reconcile_once(settings, db, url, since=start))
     typer.echo(f"checked {report.checked}, settled {report.settled}, "
                f"contradictions {len(report.contradictions)} "
@@ -113,7 +131,11 @@ def plan(
         now = utcnow()
         history = run_db(settings, lambda db: exhaustion.recent_intake(db, now))
         if not history:
-            fail("no intake stored in the last 72 h: nothing to plan from", 1)
+            fail(
+                "no whole hour of intake stored in the last 72 h (history counts whole hours, the "
+                "current one is not yet one): nothing to plan from",
+                1,
+            )
         last_day = history[-24:]
         invoices_per_day = invoices_per_day or max(1, round(sum(last_day) * 24 / len(last_day)))
         mean = sum(last_day) / len(last_day)

@@ -9,17 +9,27 @@ event) is written only if the claim's lease token still holds, and in the same t
   `issued`;
 - a blue invoice issued while a cancel was requested gets its red invoice: the cancel came while
   the call was in flight, so the invoice exists on the platform and is reversed, not lost.
+
+`record_durably` runs it as its own write and, while the store is down (a restart, a failover
+to a standby), tries again: the platform has answered, so the answer is written as soon as any
+writable primary takes it (the lease token still fences it), rather than dropped and left for a
+query after the lease lapses. A write whose commit was in doubt and did land is harmless to
+repeat: the fence also requires `issuing`, so the second one writes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.engine.decide import Settlement
 from kaipiao.services.reversal import create_red, finish_red, release_red
 from kaipiao.store import queue
-from kaipiao.store.database import Conn
+from kaipiao.store.database import Conn, Database, is_store_down
 from kaipiao.store.records import StoredInvoice
 
 
@@ -37,6 +47,36 @@ def record(conn: Conn, claimed: queue.Claimed, settlement: Settlement, now: date
     elif settlement.status is Status.REJECTED and written.kind is Kind.RED:
         _reversal_failed(conn, written, now)
     return True
+
+
+log = logging.getLogger("kaipiao.worker")
+RECORD_PATIENCE_S = 300.0  # how long an answer waits for a writable store before it is dropped
+
+
+async def record_durably(
+    db: Database,
+    claimed: queue.Claimed,
+    settlement: Settlement,
+    now: datetime,
+    *,
+    patience_s: float = RECORD_PATIENCE_S,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> bool:
+    """`record` in its own write transaction, tried again while the store is down, for up to
+    `patience_s` (then the error propagates and the invoice's lease lapses: whoever claims it
+    next queries the platform first). Any other error propagates at once."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.2
+    while True:
+        try:
+            return await db.write(lambda conn: record(conn, claimed, settlement, now))
+        except Exception as exc:
+            if not is_store_down(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("invoice %s: store unavailable while recording %s; retrying in %.1f s",
+                        claimed.invoice.id, settlement.event, delay)  # fmt: skip
+        await sleep(delay)
+        delay = min(2 * delay, 2.0)
 
 
 def _after_issue(conn: Conn, issued: StoredInvoice, now: datetime) -> None:

@@ -15,7 +15,7 @@ the last lease plus the platform's longest processing time (`settle_s`) bounds e
 
 A task that dies leaves its lease to expire; whoever claims it next queries first. Leases are
 renewed while calls are in flight; on shutdown, in-flight calls get a grace period and the rest
-are released.
+are released. A failed renewal stops sends for those invoices until a renewal succeeds.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from kaipiao.engine.decide import Attempt, Settlement, decide
 from kaipiao.engine.dispatch import Answered, Dispatcher, Refused
 from kaipiao.engine.observer import EngineObserver, NoObserver
 from kaipiao.engine.quota import QuotaGate
-from kaipiao.engine.record import record
+from kaipiao.engine.record import record_durably
 from kaipiao.engine.retry import RetryPolicy
 from kaipiao.observability import logs
 from kaipiao.platform.protocol import TaxPlatform
@@ -94,9 +94,8 @@ class Worker:
             raise ValueError("renew_every_s must be under half of lease_s")
         self.stats: Counter[str] = Counter()
         self.dispatch = Dispatcher(
-            platform,
-            QuotaGate(db, clock, rng=self.rng), self.observer, breaker=self.config.breaker,
-            rng=self.rng, clock=clock, stats=self.stats,
+            platform, QuotaGate(db, clock, rng=self.rng), self.observer, rng=self.rng,
+            breaker=self.config.breaker, clock=clock, stats=self.stats,
             original_of=lambda i: db.read(lambda conn: repo.get_invoice(conn, i)),
         )  # fmt: skip
         self.active: dict[str, asyncio.Task[None]] = {}
@@ -211,7 +210,8 @@ class Worker:
                     if invoice_id in self._deadlines:
                         self._deadlines[invoice_id] = started + self.config.lease_s - 1.0
             except Exception:
-                log.exception("renewing leases failed")
+                log.exception("renewing leases failed; no sends for %d invoices", len(ids))
+                self._deadlines.update((i, 0.0) for i in ids if i in self._deadlines)
 
     async def _shutdown(self) -> None:
         if self.active:
@@ -259,7 +259,7 @@ class Worker:
             self.observer.retry(result.reason)
             return
         settlement = self._decide(item, result, now)
-        if not await self.db.write(lambda conn: record(conn, item, settlement, now)):
+        if not await record_durably(self.db, item, settlement, now):
             self.stats["lease_lost"] += 1
             log.warning("invoice %s: lease lost before recording %s", invoice.id, result.outcome)
             return

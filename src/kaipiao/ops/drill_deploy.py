@@ -91,8 +91,8 @@ class KaipiaoDeployment:
         self.platform_url = platform_url
         self.data_dir = config.work_dir / "kaipiao"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if config.database_url:
-            self.store = ["--database-url", config.database_url]
+        if config.database_url:  # the data directory still holds the ledger key and heads
+            self.store = ["--database-url", config.database_url, "--data-dir", str(self.data_dir)]
         else:
             self.store = ["--data-dir", str(self.data_dir)]
         settings = Settings(data_dir=self.data_dir, database_url=config.database_url)

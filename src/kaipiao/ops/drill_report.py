@@ -82,7 +82,8 @@ def print_report(report: DrillReport, console: Console) -> None:
         table.add_row(label, *(row[key] for row in rows))
     console.print(table)
     for check in report.results[0].checks:
-        mark = "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
+        mark = ("[green]ok  [/green]" if check.ok
+                else "[yellow]note[/yellow]" if check.advisory else "[red]FAIL[/red]")  # fmt: skip
         console.print(f"  {mark} {check.name}: {check.detail}")
     verdict = "all invariants hold" if report.passed else "INVARIANTS BROKEN"
     console.print(f"[bold]{verdict}[/bold]  (repeat: {describe_command(c)})")
@@ -186,7 +187,8 @@ def render_html(report: DrillReport) -> str:
         for key, label in COLUMNS[1:]
     )
     checks = "".join(
-        f'<li class="{"ok" if c.ok else "fail"}">{"✓" if c.ok else "✗"} '
+        f'<li class="{"ok" if c.ok else "note" if c.advisory else "fail"}">'
+        f"{'✓' if c.ok else '–' if c.advisory else '✗'} "
         f"<b>{html.escape(c.name)}</b>: {html.escape(c.detail)}</li>"
         for c in k.checks
     )
@@ -201,7 +203,7 @@ body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width
 table {{ border-collapse: collapse; margin: 12px 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 10px; text-align: right; font-size: 13px; }}
 th {{ background: #f4f4f4; text-align: left; }}
-li.ok {{ color: #17632a; }} li.fail {{ color: #a31515; font-weight: bold; }}
+li.ok {{ color: #17632a; }} li.note {{ color: #7a5b00; }} li.fail {{ color: #a31515; font-weight: bold; }}
 .verdict {{ font-size: 18px; font-weight: bold; }}
 </style></head><body>
 <h1>kaipiao drill: {html.escape(c.scenario.name)}</h1>

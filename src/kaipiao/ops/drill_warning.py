@@ -82,7 +82,9 @@ def assess_warnings(result: Result, log: WarningLog, started_at: float, window: 
                   if first else "no warning during the fault")  # fmt: skip
         if early:
             detail += f"; {len(early)} warning(s) before the fault: {early}"
-        result.checks.append(Check("early warning before the breaker", ok, detail))
+        result.checks.append(Check("early warning before the breaker", ok, detail, advisory=True))
     elif scenario in EXPECT_QUIET:
         detail = f"{len(result.warnings)} warnings: {result.warnings}"
-        result.checks.append(Check("no warning on a normal day", not result.warnings, detail))
+        result.checks.append(
+            Check("no warning on a normal day", not result.warnings, detail, advisory=True)
+        )

@@ -19,10 +19,12 @@ from kaipiao.ledger import merkle
 from kaipiao.ledger.chain import GENESIS, Event, check_link, event_hash, time_text
 from kaipiao.ledger.signing import Checkpoint, Signer, key_id, verify_checkpoint
 from kaipiao.services.errors import NotFound, ServiceError
+from kaipiao.services.recovery import lost_heads
 from kaipiao.store import ledger as repo
 from kaipiao.store.database import Conn, Database
 from kaipiao.store.events import events_for
 from kaipiao.store.invoices import get_invoice
+from kaipiao.store.recovery import restores
 
 try:
     from kaipiao.ledger._walk import Walker
@@ -318,6 +320,8 @@ async def verify(
     verdict = Verdict()
     size, head_hash = await db.read(repo.head)
     stored = await db.read(repo.checkpoints)
+    # Heads published before a restore over events it did not keep are evidence, not errors.
+    published, verdict.notes = lost_heads(await db.read(restores), list(published))
     wanted: dict[int, list[tuple[str, Checkpoint]]] = {}
     for name, group in (("checkpoint", stored), ("published head", list(published))):
         for checkpoint in group:

@@ -256,10 +256,15 @@ class Database:
 
 
 # Errors of asyncpg (by class name, seen as the cause of SQLAlchemy's wrappers) that mean the
-# server went away or is restarting, not that the statement was wrong.
+# server went away or is restarting, not that the statement was wrong. During a failover: no host
+# of a multi-host URL is writable yet (TargetServerAttributeNotMatched), the server was shut down
+# or crashed under the session (AdminShutdown, CrashShutdown), or a session still on a server that
+# became read-only (ReadOnlySQLTransaction): all "try again shortly", none a bad statement.
 _CONNECTION_LOST = frozenset({
     "CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError",
     "InternalClientError", "InterfaceError", "PostgresConnectionError", "TooManyConnectionsError",
+    "TargetServerAttributeNotMatched", "AdminShutdownError", "CrashShutdownError",
+    "ReadOnlySQLTransactionError",
 })  # fmt: skip
 _DOWN = (OperationalError, InterfaceError, PoolTimeout, PendingRollbackError, OSError)
 STORE_DOWN: tuple[type[Exception], ...] = (*_DOWN, DBAPIError)
