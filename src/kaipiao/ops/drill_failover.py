@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 
 from kaipiao.ops.drill import _drive
 from kaipiao.ops.drill_config import DrillConfig, DrillReport, Progress
 from kaipiao.ops.drill_deploy import KaipiaoDeployment, Sandbox
-from kaipiao.ops.drill_result import Check, assess_kaipiao
+from kaipiao.ops.drill_result import Check, PlatformTruth, Result, assess_kaipiao
 from kaipiao.ops.loadgen import LoadGenerator, Sample, invoice_body
 from kaipiao.ops.pg_cluster import PgCluster
 from kaipiao.ops.processes import KAIPIAO
@@ -97,22 +99,12 @@ async def run_failover(
             await asyncio.to_thread(cluster.promote)
             marks["promoted"] = generator[0].elapsed
 
-        gen, ticks, started_at = await _drive(
-            config, "kaipiao", deployment.url, deployment.keys, sandbox, deployment.tick, crash,
-            progress, generator.append,
-        )  # fmt: skip
-        retried = await retry_refused(deployment.url, deployment.keys, gen.samples)
-        await _drain(deployment, config.drain_timeout_s)
-        stored = await deployment.outcomes()
-        async with aiohttp.ClientSession() as http:
-            truth = await sandbox.truth(http, deployment.tax_ids, since)
-        index = {seller_id: i for i, seller_id in enumerate(deployment.seller_ids)}
-        result = assess_kaipiao(gen.samples, ticks, config.window, stored, index, truth,
-                                started_at=started_at, callers_may_fail=True)  # fmt: skip
-        result.crashes = 1
-        verified, verdict = await asyncio.to_thread(
-            ledger_verify, [*KAIPIAO, "ledger", "verify", *deployment.store]
-        )
+        run = await drive_and_assess(config, deployment, sandbox, crash, progress,
+                                     generator.append, since, crashes=1)  # fmt: skip
+        result, retried, stored, index, truth = (run.result, run.retried, run.stored, run.index,
+                                                 run.truth)  # fmt: skip
+        samples = run.samples
+        verified, verdict = run.verified, run.verdict
     finally:
         if deployment is not None:
             await deployment.stop()
@@ -123,9 +115,9 @@ async def run_failover(
     by_order = {(index[r["seller_id"]], r["order_id"]): r for r in stored
                 if r["seller_id"] in index}  # fmt: skip
     acked_missing = sorted(f"{deployment.seller_ids[s]}/{o}" for s, o in
-                           {(x.seller, x.order_id) for x in gen.samples if x.ok}
+                           {(x.seller, x.order_id) for x in samples if x.ok}
                            if (s, o) not in by_order)  # fmt: skip
-    answers = [s.sent_at + s.latency_s for s in gen.samples if s.ok and s.sent_at >= killed]
+    answers = [s.sent_at + s.latency_s for s in samples if s.ok and s.sent_at >= killed]
     accepting = min(answers) - killed if answers else None
     figures = Recovery(
         drill="db-failover", mode="sync" if sync else "async", killed_at_s=killed,
@@ -137,6 +129,53 @@ async def run_failover(
     )  # fmt: skip
     _checks(result.checks, figures, sync, retried, by_order, truth.numbers)
     return DrillReport(replace(config, scenario=FAILOVER), [result], started), figures
+
+
+@dataclass
+class Assessed:
+    """A recovery drill's load, judged: the drill's result, each refused request's last status
+    when retried, what kaipiao stored, the seller index, the platform's truth, the ledger."""
+
+    result: Result
+    samples: list[Sample]
+    retried: dict[tuple[int, str], int]
+    stored: list[dict[str, Any]]
+    index: dict[str, int]
+    truth: PlatformTruth
+    verified: bool
+    verdict: str
+
+
+async def drive_and_assess(
+    config: DrillConfig,
+    deployment: KaipiaoDeployment,
+    sandbox: Sandbox,
+    incident: Callable[[int], Awaitable[None]],
+    progress: Progress | None,
+    on_start: Callable[[LoadGenerator], None],
+    since: datetime,
+    *,
+    crashes: int,
+) -> Assessed:
+    """Drive the load through `incident`, retry what was refused as a caller would, wait for
+    the drain, and judge the store against the platform's truth; then verify the ledger."""
+    gen, ticks, started_at = await _drive(
+        config, "kaipiao", deployment.url, deployment.keys, sandbox, deployment.tick, incident,
+        progress, on_start,
+    )  # fmt: skip
+    retried = await retry_refused(deployment.url, deployment.keys, gen.samples)
+    await _drain(deployment, config.drain_timeout_s)
+    stored = await deployment.outcomes()
+    async with aiohttp.ClientSession() as http:
+        truth = await sandbox.truth(http, deployment.tax_ids, since)
+    index = {seller_id: i for i, seller_id in enumerate(deployment.seller_ids)}
+    result = assess_kaipiao(gen.samples, ticks, config.window, stored, index, truth,
+                            started_at=started_at, callers_may_fail=True)  # fmt: skip
+    result.crashes = crashes
+    verified, verdict = await asyncio.to_thread(
+        ledger_verify, [*KAIPIAO, "ledger", "verify", *deployment.store]
+    )
+    return Assessed(result, gen.samples, retried, stored, index, truth, verified, verdict)
 
 
 async def _drain(deployment: KaipiaoDeployment, timeout_s: float) -> None:

@@ -203,7 +203,8 @@ body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width
 table {{ border-collapse: collapse; margin: 12px 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 10px; text-align: right; font-size: 13px; }}
 th {{ background: #f4f4f4; text-align: left; }}
-li.ok {{ color: #17632a; }} li.note {{ color: #7a5b00; }} li.fail {{ color: #a31515; font-weight: bold; }}
+li.ok {{ color: #17632a; }} li.note {{ color: #7a5b00; }}
+li.fail {{ color: #a31515; font-weight: bold; }}
 .verdict {{ font-size: 18px; font-weight: bold; }}
 </style></head><body>
 <h1>kaipiao drill: {html.escape(c.scenario.name)}</h1>

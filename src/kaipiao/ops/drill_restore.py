@@ -29,14 +29,13 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import asyncpg
 
-from kaipiao.ops.drill import _drive
 from kaipiao.ops.drill_config import DrillConfig, DrillReport, Progress
 from kaipiao.ops.drill_deploy import KaipiaoDeployment, Sandbox
-from kaipiao.ops.drill_failover import _drain, retry_refused
-from kaipiao.ops.drill_result import Check, assess_kaipiao
+from kaipiao.ops.drill_failover import drive_and_assess
+from kaipiao.ops.drill_result import Check
 from kaipiao.ops.loadgen import LoadGenerator
-from kaipiao.ops.processes import KAIPIAO, run_kaipiao
-from kaipiao.ops.recovery_report import Recovery, issuance_back, ledger_verify
+from kaipiao.ops.processes import run_kaipiao
+from kaipiao.ops.recovery_report import Recovery, issuance_back
 from kaipiao.ops.scenarios import Scenario
 from kaipiao.store.backup import libpq_url, sqlite_path
 from kaipiao.store.database import Database
@@ -120,22 +119,13 @@ async def run_restore(
                 await deployment.db.dispose()
             deployment.db = Database(deployment.url_for_reads, pool_size=2)
 
-        gen, ticks, started_at = await _drive(
-            config, "kaipiao", deployment.url, deployment.keys, sandbox, deployment.tick,
-            incident, progress, generator.append,
-        )  # fmt: skip
-        retried = await retry_refused(deployment.url, deployment.keys, gen.samples)
-        await _drain(deployment, config.drain_timeout_s)
-        stored = await deployment.outcomes()
-        async with aiohttp.ClientSession() as http:
-            truth = await sandbox.truth(http, deployment.tax_ids, since)
-        index = {seller_id: i for i, seller_id in enumerate(deployment.seller_ids)}
-        result = assess_kaipiao(gen.samples, ticks, config.window, stored, index, truth,
-                                started_at=started_at, callers_may_fail=True)  # fmt: skip
-        result.crashes = 1 + len(deployment.workers)
-        verified, verdict = await asyncio.to_thread(
-            ledger_verify, [*KAIPIAO, "ledger", "verify", *deployment.store]
-        )
+        run = await drive_and_assess(config, deployment, sandbox, incident, progress,
+                                     generator.append, since,
+                                     crashes=1 + len(deployment.workers))  # fmt: skip
+        result, retried, stored, index, truth = (run.result, run.retried, run.stored, run.index,
+                                                 run.truth)  # fmt: skip
+        samples = run.samples
+        verified, verdict = run.verified, run.verdict
     finally:
         await deployment.stop()
         sandbox.proc.stop()
@@ -143,11 +133,11 @@ async def run_restore(
             await _database(server, name, drop=True)
     by_order = {(index[r["seller_id"]], r["order_id"]): r for r in stored
                 if r["seller_id"] in index}  # fmt: skip
-    acked = {(s.seller, s.order_id): s for s in gen.samples if s.ok}
+    acked = {(s.seller, s.order_id): s for s in samples if s.ok}
     missing = {key for key in acked if key not in by_order}
     never_sent = {key for key in acked if not truth.numbers.get(key)}
     destroyed, restored = marks.get("destroyed", 0.0), marks.get("restored", 0.0)
-    answers = [s.sent_at + s.latency_s for s in gen.samples if s.ok and s.sent_at >= destroyed]
+    answers = [s.sent_at + s.latency_s for s in samples if s.ok and s.sent_at >= destroyed]
     said = restore_said[0] if restore_said else ""
     recovered = sum(1 for line in said.splitlines() if line.strip().startswith("recovered sel_"))
     figures = Recovery(
