@@ -25,10 +25,13 @@ MEDIA_TYPE = "application/problem+json"
 STATUS: dict[str, int] = {
     "malformed_json": 400,
     "invalid_cursor": 400,
+    "invalid_text": 400,
     "unauthorized": 401,
     "network_not_allowed": 403,
     "forbidden": 403,
     "not_found": 404,
+    "seller_not_found": 404,
+    "key_not_found": 404,
     "method_not_allowed": 405,
     "order_conflict": 409,
     "idempotency_key_reused": 409,
@@ -39,9 +42,13 @@ STATUS: dict[str, int] = {
     "not_reversible": 409,
     "already_reversed": 409,
     "invalid_reason": 422,
+    "callback_url_not_allowed": 422,
+    "invalid_overlap": 422,
+    "request_timeout": 408,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,
+    "auth_rate_limited": 429,
     "internal_error": 500,
     "ledger_broken": 500,
     "no_checkpoint": 503,
@@ -53,6 +60,7 @@ TITLES: dict[int, str] = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Payload too large",
     415: "Unsupported media type",
@@ -137,7 +145,9 @@ def to_problem(exc: BaseException) -> Problem | None:
         return from_validation(exc.errors(include_url=False))
     if isinstance(exc, StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return Problem(code, str(exc.detail), status=exc.status_code)
+        # 405 carries `Allow` (RFC 9110 §15.5.6): Starlette puts it on the exception.
+        return Problem(code, str(exc.detail), status=exc.status_code,
+                       headers=dict(exc.headers or {}))  # fmt: skip
     if is_store_down(exc):
         # The database (or the network to it) is down or restarting: a retryable 503.
         log.warning("store unavailable: %s", exc)

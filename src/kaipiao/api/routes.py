@@ -157,7 +157,8 @@ async def invoice_webhooks(invoice_id: str, seller: SellerDep, request: Request)
 async def invoice_proof(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
     """The invoice's ledger events with inclusion proofs to the latest signed checkpoint;
     check it offline with `kaipiao ledger check-proof FILE --public-key KEY`."""
-    doc = await ledger.inclusion_proof(request.app.state.database, invoice_id, seller.id)
+    state = request.app.state
+    doc = await ledger.inclusion_proof(state.database, invoice_id, seller.id, state.tree_cache)
     return JSONResponse(doc)
 
 
@@ -174,7 +175,8 @@ async def ledger_consistency(
 ) -> JSONResponse:
     """Proof that the signed tree of `first` events is a prefix of the signed tree of `second`
     (both must be checkpoint sizes); check it with `kaipiao ledger check-consistency`."""
-    doc = await ledger.consistency_proof(request.app.state.database, first, second)
+    state = request.app.state
+    doc = await ledger.consistency_proof(state.database, first, second, state.tree_cache)
     return JSONResponse(doc)
 
 

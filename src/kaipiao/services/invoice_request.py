@@ -2,12 +2,15 @@
 the input of intake, shared by the API, the naive gateway, benches and tests.
 
 Decimals travel as strings: a JSON number would pass through a float somewhere on the way, and
-money must not. Integers are accepted; floats are refused with a clear message.
+money must not. Integers are accepted (and must fit the same grammar); floats are refused with a
+clear message. The grammar and every bound the API enforces are in the schema (OpenAPI).
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
@@ -15,29 +18,53 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from kaipiao.domain.invoice import Buyer, InvoiceRequest, InvoiceType, LineRequest
 from kaipiao.domain.rates import RATES
 
+# One grammar for every decimal field: ASCII digits, an optional fraction, nothing else (no
+# exponent, sign where not allowed, spaces, underscores, or non-ASCII digits, all of which
+# Python's Decimal() would take). Bounded in length, so no value can overflow a computation.
+UNSIGNED = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"
+SIGNED = r"^-?[0-9]{1,15}(\.[0-9]{1,12})?$"
+POSITIVE = r"^(0*[1-9][0-9]{0,14}(\.[0-9]{1,12})?|0{1,15}\.[0-9]{0,11}[1-9][0-9]{0,11})$"
+"""Positive (quantity > 0): at least one non-zero digit; still ASCII and bounded."""
+MAX_DECIMAL_TEXT = 29
 
-def _decimal_text(value: Any) -> Decimal:
-    if isinstance(value, (bool, float)):
-        raise ValueError('send decimal values as strings, e.g. "12.50"')
-    if isinstance(value, int):
+
+def _decimal_text(pattern: str) -> Callable[[Any], Decimal]:
+    grammar = re.compile(pattern, re.ASCII)
+
+    def parse(value: Any) -> Decimal:
+        if isinstance(value, (bool, float)):
+            raise ValueError('send decimal values as strings, e.g. "12.50"')
+        if isinstance(value, int):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError("expected a decimal string")
+        if len(value) > MAX_DECIMAL_TEXT or not grammar.fullmatch(value):
+            raise ValueError(f"{value[:40]!r} does not match {pattern}")
         return Decimal(value)
-    if not isinstance(value, str):
-        raise ValueError("expected a decimal string")
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal number") from None
-    if not number.is_finite():
-        raise ValueError("decimal values must be finite")
-    return number
+
+    return parse
 
 
-DecimalStr = Annotated[
-    Decimal,
-    BeforeValidator(_decimal_text),
-    PlainSerializer(str, return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}),
-]
+def _schema(pattern: str, description: str) -> Any:
+    return Field(
+        description=description,
+        json_schema_extra={"type": "string", "pattern": pattern, "maxLength": MAX_DECIMAL_TEXT},
+    )
+
+
+_AS_TEXT = PlainSerializer(str, return_type=str, when_used="json")
+Quantity = Annotated[
+    Decimal, BeforeValidator(_decimal_text(POSITIVE)), _AS_TEXT,
+    _schema(POSITIVE, "greater than 0; at most 8 decimal places"),
+]  # fmt: skip
+Price = Annotated[
+    Decimal, BeforeValidator(_decimal_text(UNSIGNED)), _AS_TEXT,
+    _schema(UNSIGNED, "0 or more, below 10^12; at most 8 decimal places"),
+]  # fmt: skip
+Stated = Annotated[
+    Decimal, BeforeValidator(_decimal_text(SIGNED)), _AS_TEXT,
+    _schema(SIGNED, "if stated, must equal the computed value"),
+]  # fmt: skip
 Text = Annotated[str, Field(max_length=200)]
 
 
@@ -68,8 +95,8 @@ class LineCreate(_In):
     ]
     spec: Text | None = None
     unit: Annotated[str, Field(max_length=20)] | None = None
-    quantity: DecimalStr
-    unit_price: DecimalStr
+    quantity: Quantity
+    unit_price: Price
     tax_rate: Annotated[
         str,
         Field(
@@ -78,8 +105,8 @@ class LineCreate(_In):
         ),
     ]
     price_includes_tax: bool = False
-    amount: DecimalStr | None = Field(default=None, description="if stated, must match")
-    tax: DecimalStr | None = Field(default=None, description="if stated, must match")
+    amount: Stated | None = None
+    tax: Stated | None = None
 
 
 class InvoiceCreate(_In):
@@ -88,7 +115,18 @@ class InvoiceCreate(_In):
     buyer: BuyerCreate
     lines: Annotated[list[LineCreate], Field(min_length=1, max_length=2000)]
     remark: Annotated[str, Field(max_length=200)] | None = None
-    callback_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://")] | None = None
+    callback_url: (
+        Annotated[
+            str,
+            Field(
+                max_length=2048,
+                pattern=r"^https?://[^\s/?#@]+([/?#][^\s]*)?$",
+                description="http(s) URL of a public receiver; checked again (address, no "
+                "redirects) at each delivery",
+            ),
+        ]
+        | None
+    ) = None
 
     def to_domain(self) -> InvoiceRequest:
         return InvoiceRequest(
