@@ -24,7 +24,7 @@ MAX_OVERLAP_S = int(keys.MAX_OVERLAP.total_seconds())
 
 
 class RotateCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     overlap_s: Annotated[int, Field(ge=0, le=MAX_OVERLAP_S)] = Field(
         default=int(keys.DEFAULT_OVERLAP.total_seconds()),
         description="Seconds the replaced key (or secret) keeps working.",
@@ -44,14 +44,18 @@ def _new_key(new: keys.NewKey) -> dict[str, Any]:
             "previous_expire_at": json_time(new.previous_expire_at)}  # fmt: skip
 
 
-@router.get("/sellers/{seller_id}/keys", responses=_problems(404, 422, *AUTH))
+@router.get("/sellers/{seller_id}/keys", responses=_problems(404, 413, 415, 422, *AUTH))
 async def seller_keys(seller_id: SellerId, admin: AdminDep, request: Request) -> JSONResponse:
     """A seller's API keys (ids and prefixes, never the keys)."""
     found = await keys.list_keys(request.app.state.database, seller_id)
     return JSONResponse({"data": [_key(k) for k in found]})
 
 
-@router.post("/sellers/{seller_id}/keys/rotate", responses=_problems(404, 422, *AUTH))
+@router.post(
+    "/sellers/{seller_id}/keys/rotate",
+    status_code=201,
+    responses=_problems(404, 413, 415, 422, *AUTH),
+)
 async def rotate_seller_key(
     seller_id: SellerId, body: RotateCreate, admin: AdminDep, request: Request
 ) -> JSONResponse:
@@ -64,7 +68,7 @@ async def rotate_seller_key(
     return JSONResponse(_new_key(new), status_code=201)
 
 
-@router.post("/sellers/{seller_id}/keys/revoke", responses=_problems(404, 422, *AUTH))
+@router.post("/sellers/{seller_id}/keys/revoke", responses=_problems(404, 413, 415, 422, *AUTH))
 async def revoke_seller_keys(
     seller_id: SellerId, admin: AdminDep, request: Request
 ) -> JSONResponse:
@@ -75,7 +79,7 @@ async def revoke_seller_keys(
     return JSONResponse({"revoked": done})
 
 
-@router.post("/keys/{key_id}/revoke", responses=_problems(404, 422, *AUTH))
+@router.post("/keys/{key_id}/revoke", responses=_problems(404, 413, 415, 422, *AUTH))
 async def revoke_key(key_id: KeyId, admin: AdminDep, request: Request) -> JSONResponse:
     """Revoke one key (a seller's or an operator's), at once."""
     state = request.app.state
@@ -84,7 +88,11 @@ async def revoke_key(key_id: KeyId, admin: AdminDep, request: Request) -> JSONRe
     return JSONResponse({"revoked": done})
 
 
-@router.post("/sellers/{seller_id}/webhook-secret/rotate", responses=_problems(404, 422, *AUTH))
+@router.post(
+    "/sellers/{seller_id}/webhook-secret/rotate",
+    status_code=201,
+    responses=_problems(404, 413, 415, 422, *AUTH),
+)
 async def rotate_webhook_secret(
     seller_id: SellerId, body: RotateCreate, admin: AdminDep, request: Request
 ) -> JSONResponse:
@@ -107,7 +115,7 @@ async def operator_keys(admin: AdminDep, request: Request) -> JSONResponse:
     return JSONResponse({"data": [_key(k) for k in found]})
 
 
-@router.post("/operator-keys/rotate", responses=_problems(422, *AUTH))
+@router.post("/operator-keys/rotate", status_code=201, responses=_problems(413, 415, 422, *AUTH))
 async def rotate_operator_key(
     body: RotateCreate, admin: AdminDep, request: Request
 ) -> JSONResponse:

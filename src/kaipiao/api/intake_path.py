@@ -83,6 +83,8 @@ async def accept_invoice(
     """Hand a parsed request to intake, count it, and say what to answer: 202 and the new
     invoice, or 200 and the existing one (shared with the FastAPI route)."""
     if create.callback_url is not None:
+        # 403, not 422: the URL is well-formed (the schema checked that); the deployment's
+        # outbound policy refuses its destination.
         try:
             create.callback_url = state.outbound.check_submission(create.callback_url)
         except OutboundRefused as exc:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from kaipiao.domain.errors import DomainError, InvalidInvoice
 from kaipiao.services.errors import ServiceError
@@ -42,7 +43,7 @@ STATUS: dict[str, int] = {
     "not_reversible": 409,
     "already_reversed": 409,
     "invalid_reason": 422,
-    "callback_url_not_allowed": 422,
+    "callback_url_not_allowed": 403,
     "invalid_overlap": 422,
     "request_timeout": 408,
     "payload_too_large": 413,
@@ -126,6 +127,8 @@ def from_validation(items: Sequence[Any]) -> Problem:
         loc = [p for p in item.get("loc", ()) if p != "body"]
         if kind == "extra_forbidden" and code == "invalid_request":
             code = "unknown_field"
+        if kind == "invalid_amount" and code == "invalid_request":
+            code = "invalid_amount"  # the decimal grammar, as the domain's own amount checks
         errors.append({"loc": loc, "msg": item.get("msg", ""), "code": kind})
     detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
     return Problem(code, detail or "invalid request", status=422, errors=errors)
@@ -158,6 +161,19 @@ def to_problem(exc: BaseException) -> Problem | None:
     return None
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def install(app: FastAPI, on_problem: Callable[[Problem], None]) -> None:
     """Register the handlers that turn every expected error into a problem document."""
 
@@ -165,6 +181,8 @@ def install(app: FastAPI, on_problem: Callable[[Problem], None]) -> None:
         problem = to_problem(exc)
         if problem is None:
             raise exc
+        if problem.status == 405:
+            problem.headers["Allow"] = _allowed_methods(app, request)
         on_problem(problem)
         return problem_response(problem, request.url.path)
 

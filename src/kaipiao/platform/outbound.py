@@ -116,7 +116,7 @@ class OutboundPolicy:
             return None
         for name in ("loopback", "unspecified", "link_local", "multicast", "private",
                      "reserved"):  # fmt: skip
-            if getattr(plain, f"is_{name}") or getattr(address, f"is_{name}"):
+            if getattr(plain, f"is_{name}"):  # an embedded IPv4 address is judged as itself
                 return f"a {name.replace('_', '-')} address"
         if not plain.is_global:
             return "not a globally routable address"

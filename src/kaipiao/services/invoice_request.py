@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic_core import PydanticCustomError
 
 from kaipiao.domain.invoice import Buyer, InvoiceRequest, InvoiceType, LineRequest
 from kaipiao.domain.rates import RATES
@@ -39,7 +40,10 @@ def _decimal_text(pattern: str) -> Callable[[Any], Decimal]:
         if not isinstance(value, str):
             raise ValueError("expected a decimal string")
         if len(value) > MAX_DECIMAL_TEXT or not grammar.fullmatch(value):
-            raise ValueError(f"{value[:40]!r} does not match {pattern}")
+            raise PydanticCustomError(
+                "invalid_amount", "{value} is not a decimal of the form {pattern}",
+                {"value": repr(value[:40]), "pattern": pattern},
+            )  # fmt: skip
         return Decimal(value)
 
     return parse
