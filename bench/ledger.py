@@ -3,7 +3,7 @@
     .venv/bin/python bench/ledger.py [--events 300000] [--invoices 20000] [--databases sqlite,postgresql]
 
 Verification: a chain of `--events` events is written (hashed exactly as kaipiao does), then
-`kaipiao.services.ledger.verify` walks it with a checkpoint at the end (target ≥ 300,000
+`kaipiao.services.verification.verify` walks it with a checkpoint at the end (target ≥ 300,000
 events/s). Intake: `--invoices` invoice requests go through the batched intake unit of work
 (`kaipiao.services.intake.store_new`, 32 concurrent callers, group commit) twice in one process,
 once as shipped and once with the chain step replaced by a plain insert of the same events; the
@@ -33,6 +33,7 @@ from kaipiao.ledger.signing import Signer
 from kaipiao.services import intake, ledger
 from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.services.sellers import add_seller
+from kaipiao.services.verification import verify
 from kaipiao.store import events, pgraw
 from kaipiao.store.database import Database
 from kaipiao.store.events import canonical_json
@@ -88,7 +89,7 @@ async def verification(db: Database, count: int, key: Path) -> tuple[float, floa
     rates = []
     for native in (True, False):
         started = time.perf_counter()
-        verdict = await ledger.verify(db, signer.public, native=native)
+        verdict = await verify(db, signer.public, native=native)
         elapsed = time.perf_counter() - started
         if not verdict.ok or verdict.events != count:
             raise SystemExit(f"the benchmark chain does not verify: {verdict}")

@@ -19,7 +19,7 @@ from kaipiao.clock import utcnow
 from kaipiao.ledger import proof
 from kaipiao.ledger.chain import event_hash
 from kaipiao.ledger.signing import Signer, public_pem
-from kaipiao.services import ledger
+from kaipiao.services import ledger, verification
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
 from kaipiao.store.events import append_event
@@ -32,12 +32,12 @@ from tests.integration.conftest import Api
 def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test three times: with the compiled verification loop over the chain in one piece,
     in segments walked at once (as long chains are), and with the pure-Python loop."""
-    if request.param != "python" and not ledger.NATIVE:
+    if request.param != "python" and not verification.NATIVE:
         pytest.fail("the compiled ledger walker was not built (see setup.py)")
-    monkeypatch.setattr(ledger, "NATIVE", request.param != "python")
+    monkeypatch.setattr(verification, "NATIVE", request.param != "python")
     if request.param == "segments":
-        monkeypatch.setattr(ledger, "SEGMENT_MIN", 3)
-        monkeypatch.setattr(ledger.os, "cpu_count", lambda: 4)
+        monkeypatch.setattr(verification, "SEGMENT_MIN", 3)
+        monkeypatch.setattr(verification.os, "cpu_count", lambda: 4)
     return str(request.param)
 
 
@@ -76,8 +76,8 @@ async def test_an_untouched_ledger_verifies_with_its_checkpoints(
     assert await ledger.make_checkpoint(database, signer, now=utcnow(), published=heads)
     assert await ledger.make_checkpoint(database, signer, now=utcnow()) is None  # nothing new
     seen: list[tuple[int, int]] = []
-    verdict = await ledger.verify(
-        database, signer.public, published=ledger.read_published(heads),
+    verdict = await verification.verify(
+        database, signer.public, published=verification.read_published(heads),
         progress=lambda done, total: seen.append((done, total)),
     )  # fmt: skip
     assert verdict.ok, verdict.problem
@@ -109,7 +109,7 @@ async def test_concurrent_writers_leave_no_gap_and_no_fork(
     )
     assert [r.seq for r in rows] == list(range(1, 61))
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
-    assert (await ledger.verify(database, signer.public)).ok
+    assert (await verification.verify(database, signer.public)).ok
 
 
 ODD_TIMES = [
@@ -137,11 +137,11 @@ async def test_events_at_odd_times_and_with_odd_text_verify_and_an_edit_is_found
 
     await database.write(write)
     await ledger.make_checkpoint(database, signer, now=utcnow())
-    verdict = await ledger.verify(database, signer.public)
+    verdict = await verification.verify(database, signer.public)
     assert verdict.ok and verdict.events == len(ODD_TIMES) * len(ODD_TEXT), verdict.problem
     await _sql(database, "UPDATE ledger_events SET payload = replace(payload, '税', '锐') "
                          "WHERE seq = 22")  # fmt: skip
-    verdict = await ledger.verify(database, signer.public)
+    verdict = await verification.verify(database, signer.public)
     assert (verdict.bad_seq, "edited" in (verdict.problem or "")) == (22, True), verdict.problem
 
 
@@ -167,7 +167,7 @@ async def test_tampering_is_found_and_named(database: Database, signer: Signer, 
     await ledger.make_checkpoint(database, signer, now=utcnow())
     statements, bad_seq, word = TAMPERING[how]
     await _sql(database, *statements)
-    verdict = await ledger.verify(database, signer.public)
+    verdict = await verification.verify(database, signer.public)
     assert not verdict.ok
     assert verdict.bad_seq == bad_seq, verdict.problem
     assert word in (verdict.problem or ""), verdict.problem
@@ -192,7 +192,7 @@ async def test_a_forged_event_inserted_with_a_valid_hash_breaks_the_next_link(
         f"prev_hash, hash) VALUES ('{before.invoice_id}', '{before.seller_id}', 'issued', '{{}}', "
         f"'{stamp}', 7, '{before.hash}', '{forged}')",
     )
-    verdict = await ledger.verify(database, signer.public)
+    verdict = await verification.verify(database, signer.public)
     assert not verdict.ok and verdict.bad_seq == 8
     assert "inserted" in (verdict.problem or "")
 
@@ -206,7 +206,7 @@ async def test_truncating_the_tail_behind_a_checkpoint_is_found(
     last = await _row(database, 9)
     await _sql(database, "DELETE FROM ledger_events WHERE seq > 9")
     await _sql(database, f"UPDATE ledger_head SET seq = 9, hash = '{last.hash}'")
-    verdict = await ledger.verify(database, signer.public)
+    verdict = await verification.verify(database, signer.public)
     assert not verdict.ok and verdict.bad_seq == 10
     assert f"covers {checkpoint.size} events" in (verdict.problem or "")
 
@@ -235,8 +235,10 @@ async def test_a_rewritten_and_resigned_chain_is_caught_by_the_published_heads(
     await _sql(database, *updates, f"UPDATE ledger_head SET hash = '{prev}'",
                "DELETE FROM ledger_checkpoints")  # fmt: skip
     await ledger.make_checkpoint(database, signer, now=utcnow())  # re-signed, not published
-    assert (await ledger.verify(database, signer.public)).ok  # fooled without outside heads
-    verdict = await ledger.verify(database, signer.public, published=ledger.read_published(heads))
+    assert (await verification.verify(database, signer.public)).ok  # fooled without outside heads
+    verdict = await verification.verify(
+        database, signer.public, published=verification.read_published(heads)
+    )
     assert not verdict.ok and "published head" in (verdict.problem or "")
 
 

@@ -15,7 +15,7 @@ from kaipiao.engine.dispatch import platform_invoice
 from kaipiao.ledger.signing import Signer
 from kaipiao.platform.outcomes import Issued
 from kaipiao.sandbox.fake import FakePlatform
-from kaipiao.services import ledger
+from kaipiao.services import ledger, verification
 from kaipiao.services.recovery import mark_restore, recover
 from kaipiao.services.sellers import add_seller
 from kaipiao.store.database import Database
@@ -60,7 +60,7 @@ async def test_recover_settles_what_was_waiting_and_brings_back_what_the_store_n
     # A head past the restore's point, published before it: evidence, not an error.
     assert stale[0] is not None and stale[0].size == head
     lost = replace(stale[0], size=head + 50)
-    verdict = await ledger.verify(database, signer.public, published=[lost])
+    verdict = await verification.verify(database, signer.public, published=[lost])
     assert verdict.ok, verdict.problem
     assert any(f"rolled back to event {head}" in note for note in verdict.notes)
     assert any(

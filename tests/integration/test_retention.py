@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.ledger.signing import Signer
-from kaipiao.services import archive, cancellation, ledger
+from kaipiao.services import archive, cancellation, ledger, verification
 from kaipiao.services.errors import ServiceError
 from kaipiao.services.retention import purge, retention_cutoff
 from kaipiao.services.sellers import add_seller
@@ -64,7 +64,7 @@ async def test_purge_removes_archived_old_invoices_and_records_it(
     )
     # The chain is whole: every event, the purge included, still verifies.
     await ledger.make_checkpoint(database, signer, now=utcnow())
-    verdict = await ledger.verify(database, signer.public)
+    verdict = await verification.verify(database, signer.public)
     assert verdict.ok, verdict
     assert archive.verify_archive(out, signer.public) == []  # the archive keeps what went
     again = await purge(database, out, signer.public, now=later, retention_years=10)

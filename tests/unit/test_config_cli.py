@@ -37,7 +37,12 @@ def test_invalid_settings_are_refused() -> None:
 COMMANDS = {
     "version": (), "serve": (), "worker": (), "migrate": (), "status": (), "reconcile": (),
     "operator-key": (), "purge": (), "sandbox": (), "plan": (), "bench": (), "drill": (),
-    "seller": ("add", "list", "demo-key"),
+    "backup": (), "restore": (),
+    "seller": ("add", "list", "demo-key", "key", "webhook-secret"),
+    "seller key": ("list", "rotate", "revoke"),
+    "seller webhook-secret": ("rotate",),
+    "operator": ("key",),
+    "operator key": ("create", "list", "rotate", "revoke"),
     "invoices": ("list", "show", "requeue"),
     "ledger": ("verify", "checkpoint", "public-key", "check-proof", "check-consistency"),
     "archive": ("verify",),
@@ -55,12 +60,12 @@ def test_cli_lists_every_command_and_its_version() -> None:
     runner = CliRunner()
     top = runner.invoke(app, ["--help"], terminal_width=120)
     assert top.exit_code == 0
-    assert listed(top.output) == set(COMMANDS), top.output
+    assert listed(top.output) == {group for group in COMMANDS if " " not in group}, top.output
     for group, subcommands in COMMANDS.items():
         if subcommands:
-            page = runner.invoke(app, [group, "--help"], terminal_width=120)
+            page = runner.invoke(app, [*group.split(), "--help"], terminal_width=120)
             assert page.exit_code == 0 and listed(page.output) == set(subcommands), page.output
         else:
-            assert runner.invoke(app, [group, "--help"]).exit_code == 0, group
+            assert runner.invoke(app, [*group.split(), "--help"]).exit_code == 0, group
     result = runner.invoke(app, ["version"])
     assert result.output.strip() == __version__

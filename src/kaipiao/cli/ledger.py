@@ -74,11 +74,11 @@ def ledger_verify(
     """Walk the whole chain and every checkpoint; exit 1 naming the first bad event."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from kaipiao.services import ledger
+    from kaipiao.services import verification
 
     settings = settings_from(data_dir=data_dir, database_url=database_url)
     public = _public_key(settings, public_key)
-    heads = ledger.read_published(published or settings.ledger_published_path())
+    heads = verification.read_published(published or settings.ledger_published_path())
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("verifying events", total=None)
@@ -89,7 +89,7 @@ def ledger_verify(
         started = time.monotonic()
         verdict = run_db(
             settings,
-            lambda db: ledger.verify(db, public, published=heads, progress=progress),
+            lambda db: verification.verify(db, public, published=heads, progress=progress),
         )
         elapsed = max(time.monotonic() - started, 1e-6)
     if not verdict.ok:
