@@ -16,9 +16,11 @@ from kaipiao.engine.early_warning import EarlyWarning
 from kaipiao.engine.notify import Notifier
 from kaipiao.engine.worker import WorkerConfig
 from kaipiao.ledger.signing import Signer
+from kaipiao.platform.downloads import FileDownloader, FileLimits
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.platform.nuonuo import NuonuoConfig, NuonuoPlatform
 from kaipiao.platform.nuonuo.codes import CodeTable, Methods
+from kaipiao.platform.outbound import OutboundPolicy, parse_networks
 from kaipiao.platform.protocol import TaxPlatform
 from kaipiao.platform.router import PlatformRouter, UnresolvedAccount
 from kaipiao.services import providers
@@ -125,6 +127,14 @@ def nuonuo_config(settings: Settings) -> NuonuoConfig:
     )  # fmt: skip
 
 
+def file_downloader(settings: Settings) -> FileDownloader:
+    """Downloads of provider-hosted invoice files: the outbound policy, the configured hosts."""
+    policy = OutboundPolicy(parse_networks(settings.outbound_allow_networks))
+    hosts = frozenset(h.strip().lower() for h in settings.nuonuo_file_hosts.split(",") if h.strip())
+    limits = FileLimits(hosts, settings.files_max_bytes, settings.files_timeout_s)
+    return FileDownloader(policy, limits)
+
+
 def platform_for(settings: Settings, url: str, db: Database) -> PlatformRouter:
     """The engine's platform: the sandbox protocol at `url` by default, and each seller's own
     provider account (Nuonuo) where it has one."""
@@ -148,6 +158,7 @@ def platform_for(settings: Settings, url: str, db: Database) -> PlatformRouter:
             account = providers.nuonuo_account(stored, box, os.environ)
         except (SecretError, OSError, ValueError) as exc:
             raise UnresolvedAccount(f"seller {tax_id}: {exc}") from None
-        return NuonuoPlatform(account, nuonuo_config(settings), http)
+        return NuonuoPlatform(account, nuonuo_config(settings), http,
+                              downloader=file_downloader(settings))  # fmt: skip
 
     return PlatformRouter(HttpPlatform(url, http), resolve)
