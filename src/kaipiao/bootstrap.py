@@ -28,6 +28,7 @@ from kaipiao.services.ledger import CheckpointJob
 from kaipiao.services.secrets import SecretBox, SecretError
 from kaipiao.store import sellers as seller_store
 from kaipiao.store.database import Database
+from kaipiao.store.filestore import LocalFileStore
 from kaipiao.warn.online import BoardConfig
 from kaipiao.warn.telemetry import CallSeries, RateSeries
 
@@ -125,6 +126,12 @@ def nuonuo_config(settings: Settings) -> NuonuoConfig:
                         auth=_codes(settings.nuonuo_auth_codes)),
         callback_url=settings.nuonuo_callback_url,
     )  # fmt: skip
+
+
+def file_store_for(settings: Settings) -> LocalFileStore:
+    """Where invoice files are kept: the local directory (an S3-compatible store would be chosen
+    here too; it is not built yet)."""
+    return LocalFileStore(settings.files_path())
 
 
 def file_downloader(settings: Settings) -> FileDownloader:

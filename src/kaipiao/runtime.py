@@ -27,6 +27,7 @@ from kaipiao.bootstrap import (
     checkpoint_job,
     database_for,
     early_warning_for,
+    file_store_for,
     platform_for,
     signer_for,
     worker_config,
@@ -34,6 +35,7 @@ from kaipiao.bootstrap import (
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.early_warning import EarlyWarning, WarningObserver
+from kaipiao.engine.files import FileFetchConfig, FileFetcher
 from kaipiao.engine.notify import Notifier
 from kaipiao.engine.webhooks import WebhookSender
 from kaipiao.engine.worker import HEARTBEAT_S, Worker
@@ -73,6 +75,12 @@ def run_process(
     asyncio.run(process(settings))
 
 
+def file_fetcher(settings: Settings, db: Database, platform: TaxPlatform) -> FileFetcher:
+    """The loop that fetches issued invoices' files into the file store (engine/files.py)."""
+    config = FileFetchConfig(idle_poll_s=settings.files_every_s)
+    return FileFetcher(db, platform, file_store_for(settings), utcnow, config)
+
+
 def _stop_on_signals() -> asyncio.Event:
     """An event set by SIGINT or SIGTERM: the process then finishes its work and stops."""
     stop = asyncio.Event()
@@ -99,12 +107,14 @@ async def run_worker(settings: Settings) -> None:
         port = server.server_address[1]
         print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
     senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
+    fetcher = asyncio.create_task(file_fetcher(settings, db, platform).run(stop))
     warner = asyncio.create_task(early.run(stop)) if early else None
     try:
         await worker.run(stop)
     finally:
         stop.set()
         await senders
+        await fetcher
         if warner is not None:
             await warner
         await platform.aclose()
@@ -301,6 +311,8 @@ async def serve(settings: Settings) -> None:
         print(f"  workers:  {worker.owner}", flush=True)
     checkpoints = asyncio.create_task(checkpoint_job(settings, db, signer).run(stop))
     senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
+    if settings.workers:
+        background.append(asyncio.create_task(file_fetcher(settings, db, platform).run(stop)))
     poller = asyncio.create_task(poll_status(app, db, stop))
     reconciler = asyncio.create_task(
         ReconcileJob(db, platform, utcnow, every_s=settings.reconcile_every_s).run(stop)

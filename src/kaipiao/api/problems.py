@@ -29,6 +29,7 @@ STATUS: dict[str, int] = {
     "network_not_allowed": 403,
     "forbidden": 403,
     "not_found": 404,
+    "files_not_ready": 404,
     "method_not_allowed": 405,
     "order_conflict": 409,
     "idempotency_key_reused": 409,

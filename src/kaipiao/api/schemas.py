@@ -41,6 +41,15 @@ class BuyerPublic(BaseModel):
     email: str | None
 
 
+class FilePublic(BaseModel):
+    kind: Literal["pdf", "xml"]
+    media_type: str
+    url: str
+    sha3_256: str
+    size: int
+    stored_at: datetime
+
+
 class InvoicePublic(BaseModel):
     id: str
     order_id: str
@@ -71,6 +80,7 @@ class InvoicePublic(BaseModel):
     parts: int
     order_ids: list[str]
     reversible_total: str | None
+    files: list[FilePublic]
 
 
 class InvoicePage(BaseModel):
