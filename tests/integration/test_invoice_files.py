@@ -9,27 +9,36 @@ import hashlib
 import json
 import time
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from kaipiao.cli import app as cli
 from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Kind, Status
 from kaipiao.domain.words import amount_in_words
 from kaipiao.engine.files import FileFetchConfig, FileFetcher
 from kaipiao.engine.worker import Worker
+from kaipiao.ledger.signing import Signer
 from kaipiao.platform.http import HttpPlatform
 from kaipiao.platform.outcomes import Unavailable
 from kaipiao.platform.protocol import FilesRefused
 from kaipiao.sandbox.fake import FakePlatform
 from kaipiao.sandbox.sheet import CHINA
+from kaipiao.services import archive, intake
 from kaipiao.services.files import check_files
+from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.services.reversal import reverse_invoice
 from kaipiao.store import files as file_records
+from kaipiao.store import webhooks
 from kaipiao.store.database import Database
 from kaipiao.store.filestore import LocalFileStore, file_key
 from kaipiao.store.tables import ledger_events
 from tests.engine_support import FAST, accept, all_invoices
+from tests.factories import invoice_body
 from tests.integration.conftest import Api
 from tests.integration.test_engine_sandbox import run_until_terminal
 from tests.invoice_files import pdf_text, qr_codes, valid_xml
@@ -58,7 +67,7 @@ async def ledger_hashes(db: Database, invoice_id: str) -> dict[str, str]:
 
 
 async def test_issued_files_are_kept_served_and_checked(
-    api: Api, http_platform: HttpPlatform
+    api: Api, http_platform: HttpPlatform, db_url: str, tmp_path: Path
 ) -> None:
     db = api.database
     store = api.app.state.file_store
@@ -121,6 +130,14 @@ async def test_issued_files_are_kept_served_and_checked(
             assert blue.invoice_number in remark
 
     assert await check_files(db, store) == (4, [])
+    signer = Signer.load_or_create(tmp_path / "ledger-key.pem")  # also what `ledger verify` reads
+    out = tmp_path / "archive"
+    await archive.write_archive(db, signer, before=utcnow() + timedelta(minutes=1), out=out,
+                                now=utcnow(), files=store)  # fmt: skip
+    assert archive.verify_archive(out, signer.public) == []
+    archived = sorted(str(p.relative_to(out)) for p in (out / "files").rglob("*.*"))
+    assert len(archived) == 4 and f"files/{blue.seller_id}/{blue.id}.pdf" in archived
+
     key = file_key(blue.seller_id, blue.id, "pdf")
     path = store.root / key
     content = bytearray(path.read_bytes())
@@ -129,15 +146,27 @@ async def test_issued_files_are_kept_served_and_checked(
     checked, problems = await check_files(db, store)
     assert checked == 4 and len(problems) == 1 and key in problems[0], problems
     assert (path.stat().st_mode & 0o777) == 0o600
+    verified = await asyncio.to_thread(CliRunner().invoke, cli, [
+        "ledger", "verify", "--data-dir", str(tmp_path), "--database-url", db_url])  # fmt: skip
+    assert verified.exit_code == 1, verified.output
+    assert f"invoice files BROKEN: file {key}" in verified.output, verified.output
 
 
-async def test_fetching_is_retried_and_a_refusal_is_final(database: Database, tmp_path) -> None:
+async def test_fetching_is_retried_and_a_refusal_is_final(
+    database: Database, tmp_path: Path
+) -> None:
     from kaipiao.services.sellers import add_seller
     from tests.factories import SELLER_TAX_ID
 
     seller = await add_seller(database, name="甲", tax_id=SELLER_TAX_ID, now=utcnow(), region="31")
     fake = FakePlatform()
-    await accept(database, seller.seller, 2, prefix="R")
+    for order in ("R-0", "R-1"):
+        body = InvoiceCreate.model_validate(
+            invoice_body(order) | {"callback_url": "https://hooks.example.com/kaipiao"}
+        )
+        await intake.submit_invoice(
+            database, seller.seller, body.to_domain(), body.canonical(), now=utcnow()
+        )
     await run_until_terminal(Worker(database, fake, FAST, seed=3), database, 20)
     store = LocalFileStore(tmp_path / "files")
     fetcher = FileFetcher(database, fake, store, utcnow, QUICK)
@@ -151,3 +180,11 @@ async def test_fetching_is_retried_and_a_refusal_is_final(database: Database, tm
     assert states == [("done", 2), ("failed", 1)], states
     failed = next(j for j in jobs if j and j["status"] == "failed")
     assert "host is not allowed" in failed["last_error"]
+    # The stored one is announced to the seller, with its files listed.
+    announced = []
+    for invoice in await all_invoices(database):
+        sent = await database.read(lambda c, i=invoice: webhooks.for_invoice(c, i.id))
+        announced += [d["type"] for d in sent]
+        if invoice.files:
+            assert set(invoice.files) == {"pdf", "xml"}
+    assert announced.count("invoice.files_ready") == 1, announced

@@ -202,7 +202,7 @@ def archive(
     """`kaipiao archive --before DATE --out DIR` writes an archive; nothing is deleted."""
     if ctx.invoked_subcommand is not None:
         return
-    from kaipiao.bootstrap import signer_for
+    from kaipiao.bootstrap import file_store_for, signer_for
     from kaipiao.clock import utcnow
     from kaipiao.services import archive as service
 
@@ -214,7 +214,10 @@ def archive(
     settings = settings_from(data_dir=data_dir, database_url=database_url)
     signer = signer_for(settings)
     written = run_db(
-        settings, lambda db: service.write_archive(db, signer, before=cutoff, out=out, now=utcnow())
+        settings,
+        lambda db: service.write_archive(
+            db, signer, before=cutoff, out=out, now=utcnow(), files=file_store_for(settings)
+        ),
     )
     typer.echo(f"archived {written.invoices} invoices and {written.events} events to "
                f"{written.out} (Merkle root {written.root}, key {signer.key_id})")  # fmt: skip
