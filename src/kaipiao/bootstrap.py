@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.early_warning import EarlyWarning
+from kaipiao.engine.mail import MailConfig, MailDeliverer
 from kaipiao.engine.notify import Notifier
 from kaipiao.engine.worker import WorkerConfig
 from kaipiao.ledger.signing import Signer
@@ -132,6 +133,22 @@ def file_store_for(settings: Settings) -> LocalFileStore:
     """Where invoice files are kept: the local directory (an S3-compatible store would be chosen
     here too; it is not built yet)."""
     return LocalFileStore(settings.files_path())
+
+
+def mail_deliverer(settings: Settings, db: Database) -> MailDeliverer:
+    """The loop that emails stored files to buyers (engine/mail.py); the secret box is opened
+    on first use, the environment read here at the edge for `env:NAME` passwords."""
+    policy = OutboundPolicy(parse_networks(settings.outbound_allow_networks))
+    box: list[SecretBox] = []
+
+    def opened() -> SecretBox:
+        if not box:
+            box.append(secret_box_for(settings))
+        return box[0]
+
+    config = MailConfig(idle_poll_s=settings.files_every_s)
+    return MailDeliverer(db, file_store_for(settings), opened, policy, utcnow,
+                         environ=dict(os.environ), config=config)  # fmt: skip
 
 
 def file_downloader(settings: Settings) -> FileDownloader:

@@ -28,6 +28,7 @@ from kaipiao.bootstrap import (
     database_for,
     early_warning_for,
     file_store_for,
+    mail_deliverer,
     platform_for,
     signer_for,
     worker_config,
@@ -108,6 +109,7 @@ async def run_worker(settings: Settings) -> None:
         print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
     senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
     fetcher = asyncio.create_task(file_fetcher(settings, db, platform).run(stop))
+    mailer = asyncio.create_task(mail_deliverer(settings, db).run(stop))
     warner = asyncio.create_task(early.run(stop)) if early else None
     try:
         await worker.run(stop)
@@ -115,6 +117,7 @@ async def run_worker(settings: Settings) -> None:
         stop.set()
         await senders
         await fetcher
+        await mailer
         if warner is not None:
             await warner
         await platform.aclose()
@@ -313,6 +316,7 @@ async def serve(settings: Settings) -> None:
     senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
     if settings.workers:
         background.append(asyncio.create_task(file_fetcher(settings, db, platform).run(stop)))
+        background.append(asyncio.create_task(mail_deliverer(settings, db).run(stop)))
     poller = asyncio.create_task(poll_status(app, db, stop))
     reconciler = asyncio.create_task(
         ReconcileJob(db, platform, utcnow, every_s=settings.reconcile_every_s).run(stop)

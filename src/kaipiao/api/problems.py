@@ -41,6 +41,7 @@ STATUS: dict[str, int] = {
     "already_reversed": 409,
     "order_already_invoiced": 409,
     "exceeds_reversible": 409,
+    "no_buyer_email": 409,
     "invalid_reason": 422,
     "invalid_reverse_line": 422,
     "payload_too_large": 413,

@@ -13,7 +13,7 @@ from kaipiao.api.intake_path import accept_invoice
 from kaipiao.api.problems import MEDIA_TYPE, Problem
 from kaipiao.api.schemas import InvoicePage, InvoicePublic
 from kaipiao.domain.lifecycle import Status
-from kaipiao.services import cancellation, files, invoices, ledger, reversal, status
+from kaipiao.services import cancellation, delivery, files, invoices, ledger, reversal, status
 from kaipiao.services.invoice_request import DecimalStr, InvoiceCreate
 from kaipiao.store.documents import render_invoice
 
@@ -98,6 +98,22 @@ async def get_invoice_file(
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers=headers)
     return Response(served.content, media_type=served.media_type, headers=headers)
+
+
+@router.post(
+    "/v1/invoices/{invoice_id}/delivery",
+    status_code=202,
+    response_model=InvoicePublic,
+    responses=_problems(404, 409, *AUTH),
+    tags=["invoices"],
+)
+async def resend_invoice_files(
+    invoice_id: str, seller: SellerDep, request: Request
+) -> JSONResponse:
+    """Email the invoice's files to its buyer again."""
+    state = request.app.state
+    invoice = await delivery.resend(state.database, seller, invoice_id, now=state.clock())
+    return JSONResponse(render_invoice(invoice), status_code=202)
 
 
 @router.get(

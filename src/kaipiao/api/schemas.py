@@ -50,6 +50,15 @@ class FilePublic(BaseModel):
     stored_at: datetime
 
 
+class DeliveryPublic(BaseModel):
+    status: Literal["pending", "sent", "failed"]
+    to: str
+    attempts: int
+    reason: str | None = None
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+
+
 class InvoicePublic(BaseModel):
     id: str
     order_id: str
@@ -81,6 +90,7 @@ class InvoicePublic(BaseModel):
     order_ids: list[str]
     reversible_total: str | None
     files: list[FilePublic]
+    delivery: DeliveryPublic | None
 
 
 class InvoicePage(BaseModel):

@@ -54,6 +54,7 @@ def render_invoice(invoice: StoredInvoice) -> dict[str, Any]:
         "order_ids": invoice.order_ids or [invoice.order_id],
         "reversible_total": _reversible(invoice),
         "files": _files(invoice),
+        "delivery": invoice.delivery,
     }
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status
-from kaipiao.store import webhooks
+from kaipiao.store import mail, webhooks
 from kaipiao.store.documents import json_time
 from kaipiao.store.events import append_event
 from kaipiao.store.records import StoredInvoice
@@ -79,7 +79,8 @@ def record_stored(
     conn: Connection, invoice: StoredInvoice, hashes: dict[str, tuple[str, int]], now: datetime
 ) -> StoredInvoice:
     """The files are in the file store: list them on the invoice, close the job, append the
-    `files_stored` event with each file's SHA3-256 and size, and announce them by webhook."""
+    `files_stored` event with each file's SHA3-256 and size, queue their email to the buyer
+    (if it has an address), and announce them by webhook."""
     listed = {kind: {"sha3_256": digest, "size": size, "stored_at": json_time(now)}
               for kind, (digest, size) in sorted(hashes.items())}  # fmt: skip
     conn.execute(
@@ -96,6 +97,9 @@ def record_stored(
     append_event(conn, invoice_id=invoice.id, seller_id=invoice.seller_id, type=EVENT,
                  payload=payload, now=now)  # fmt: skip
     stored = replace(invoice, files=listed)
+    if mail.enqueue(conn, stored, now):
+        stored = replace(stored, delivery={"status": "pending", "to": stored.buyer["email"],
+                                           "attempts": 0})  # fmt: skip
     webhooks.announce(conn, stored, "invoice.files_ready", now)
     return stored
 
