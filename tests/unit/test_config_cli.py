@@ -37,7 +37,8 @@ def test_invalid_settings_are_refused() -> None:
 COMMANDS = {
     "version": (), "serve": (), "worker": (), "migrate": (), "status": (), "reconcile": (),
     "operator-key": (), "purge": (), "sandbox": (), "plan": (), "bench": (), "drill": (),
-    "seller": ("add", "list", "demo-key"),
+    "backup": (), "restore": (),
+    "seller": ("add", "mail", "list", "demo-key"),
     "invoices": ("list", "show", "requeue"),
     "ledger": ("verify", "checkpoint", "public-key", "check-proof", "check-consistency"),
     "archive": ("verify",),
