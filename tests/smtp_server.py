@@ -1,7 +1,9 @@
 """A real SMTP server process for the delivery tests (aiosmtpd), run as
-`python -m tests.smtp_server PORT DIR [--refuse] [--starttls CERT KEY]`: every message it accepts
+`python -m tests.smtp_server PORT DIR [--refuse] [--starttls|--tls CERT KEY]`: every message it accepts
 is written to DIR/<n>.eml; with --refuse it answers every recipient `550 5.1.1 mailbox
-unavailable`; with --starttls it offers STARTTLS with that certificate and requires it.
+unavailable`; with --starttls it offers STARTTLS with that certificate and requires it; with
+--tls it speaks TLS from the first byte (port 465 style); with --auth USER PASS it requires
+that login.
 It prints `ready` once listening and runs until killed."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Keep:
@@ -38,11 +41,22 @@ class Keep:
 def main() -> None:
     port, directory = int(sys.argv[1]), Path(sys.argv[2])
     tls: dict[str, Any] = {}
-    if "--starttls" in sys.argv:
-        at = sys.argv.index("--starttls")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(sys.argv[at + 1], sys.argv[at + 2])
-        tls = {"tls_context": context, "require_starttls": True}
+    for flag in ("--starttls", "--tls"):
+        if flag in sys.argv:
+            at = sys.argv.index(flag)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(sys.argv[at + 1], sys.argv[at + 2])
+            tls = ({"tls_context": context, "require_starttls": True} if flag == "--starttls"
+                   else {"ssl_context": context})  # fmt: skip
+    if "--auth" in sys.argv:  # only this user and password may send (after STARTTLS)
+        at = sys.argv.index("--auth")
+        wanted = (sys.argv[at + 1].encode(), sys.argv[at + 2].encode())
+
+        def check(server: Any, session: Any, envelope: Any, mechanism: str,
+                  data: Any) -> AuthResult:  # fmt: skip
+            return AuthResult(success=(data.login, data.password) == wanted)
+
+        tls |= {"authenticator": check, "auth_required": True}
     controller = Controller(Keep(directory, "--refuse" in sys.argv), hostname="127.0.0.1",
                             port=port, **tls)  # fmt: skip
     controller.start()

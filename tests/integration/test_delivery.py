@@ -28,6 +28,7 @@ from kaipiao.services import delivery, intake
 from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.services.secrets import SecretBox
 from kaipiao.services.sellers import add_seller
+from kaipiao.store import mail as mail_store
 from kaipiao.store.database import Database
 from kaipiao.store.filestore import LocalFileStore
 from tests.engine_support import FAST, all_invoices
@@ -49,11 +50,18 @@ def free_port() -> int:
 
 @contextmanager
 def smtp_server(
-    port: int, directory: Path, *, refuse: bool = False, tls: tuple[Path, Path] | None = None
+    port: int,
+    directory: Path,
+    *,
+    refuse: bool = False,
+    tls: tuple[Path, Path] | None = None,
+    mode: str = "--starttls",
+    auth: tuple[str, str] | None = None,
 ) -> Iterator[None]:
     args = [sys.executable, "-m", "tests.smtp_server", str(port), str(directory)]
+    args += ["--auth", *auth] if auth else []
     args += ["--refuse"] if refuse else []
-    args += ["--starttls", str(tls[0]), str(tls[1])] if tls else []
+    args += [mode, str(tls[0]), str(tls[1])] if tls else []
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
@@ -66,9 +74,11 @@ def smtp_server(
 
 
 async def issued_with_files(db: Database, seller: Seller, box: SecretBox, port: int,
-                            store: LocalFileStore, security: str = "none") -> str:  # fmt: skip
+                            store: LocalFileStore, security: str = "none",
+                            login: tuple[str, str] | None = None) -> str:  # fmt: skip
+    username, password = login or (None, None)
     sender = delivery.MailSender("127.0.0.1", port, security, "fapiao@seller.example.com",
-                                 username=None, password=None)  # fmt: skip
+                                 username=username, password=password)  # fmt: skip
     await delivery.set_mail_sender(db, box, seller.id, sender, now=utcnow())
     raw = invoice_body("M-1")
     raw["buyer"] = {**raw["buyer"], "email": BUYER}
@@ -197,7 +207,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-async def test_starttls_is_used_and_the_certificate_checked(
+async def test_starttls_with_a_login_and_the_certificate_checked(
     database: Database, tmp_path: Path
 ) -> None:
     seller, box, store = await setup(database, tmp_path)
@@ -205,14 +215,33 @@ async def test_starttls_is_used_and_the_certificate_checked(
     inbox.mkdir()
     cert, key = self_signed(tmp_path)
     trusting = ssl.create_default_context(cafile=str(cert))
-    with smtp_server(port, inbox, tls=(cert, key)):
-        await issued_with_files(database, seller, box, port, store, security="starttls")
+    login = ("fapiao", "s3cret-pw")
+    with smtp_server(port, inbox, tls=(cert, key), auth=login):
+        await issued_with_files(database, seller, box, port, store, security="starttls",
+                                login=login)  # fmt: skip
+        stored = await database.read(lambda conn: mail_store.sender_of(conn, seller.id))
+        assert stored is not None and str(stored["password"]).startswith("enc:")
+        assert "s3cret-pw" not in str(stored)  # sealed, never in the clear
         # Without trusting the server's certificate: refused, never sent in the clear.
         doubting = MailDeliverer(database, store, lambda: box, LOOPBACK, utcnow, config=QUICK)
         shown = await until(database, doubting, "failed")
         assert "certificate" in str(shown["reason"]) and not list(inbox.glob("*.eml")), shown
         [invoice] = await all_invoices(database)
         await delivery.resend(database, seller, invoice.id, now=utcnow())
+        deliverer = MailDeliverer(database, store, lambda: box, LOOPBACK, utcnow, config=QUICK,
+                                  tls=trusting)  # fmt: skip
+        await until(database, deliverer, "sent")
+    assert len(list(inbox.glob("*.eml"))) == 1
+
+
+async def test_implicit_tls_is_used(database: Database, tmp_path: Path) -> None:
+    seller, box, store = await setup(database, tmp_path)
+    port, inbox = free_port(), tmp_path / "inbox"
+    inbox.mkdir()
+    cert, key = self_signed(tmp_path)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    with smtp_server(port, inbox, tls=(cert, key), mode="--tls"):
+        await issued_with_files(database, seller, box, port, store, security="tls")
         deliverer = MailDeliverer(database, store, lambda: box, LOOPBACK, utcnow, config=QUICK,
                                   tls=trusting)  # fmt: skip
         await until(database, deliverer, "sent")
