@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from kaipiao.domain.sellers import Seller
 from kaipiao.services.errors import NotFound
@@ -54,22 +56,29 @@ async def invoice_file(
 
 async def check_files(db: Database, store: FileStore) -> tuple[int, list[str]]:
     """How many stored files were checked, and one line per file whose bytes are not those
-    whose SHA3-256 the ledger recorded (changed or missing)."""
-    recorded = await db.read(records.recorded_hashes)
+    whose SHA3-256 the ledger recorded (changed or missing). Pages through the events."""
     checked = 0
     problems: list[str] = []
-    for invoice_id, seller_id, kinds in recorded:
-        for kind, about in sorted(kinds.items()):
-            key = file_key(seller_id, invoice_id, kind)
-            content = await asyncio.to_thread(store.get, key)
-            checked += 1
-            if content is None:
-                problems.append(f"file {key} in {store.describe()} is missing")
-                continue
-            digest = hashlib.sha3_256(content).hexdigest()
-            if digest != about["sha3_256"]:
-                problems.append(
-                    f"file {key} in {store.describe()} changed: SHA3-256 {digest}, "
-                    f"the ledger recorded {about['sha3_256']}"
-                )
-    return checked, problems
+    after = 0
+    while True:
+        page = await db.read(partial(records.recorded_hashes, after_id=after))
+        if not page:
+            return checked, problems
+        for event_id, invoice_id, seller_id, kinds in page:
+            after = event_id
+            for kind, about in sorted(kinds.items()):
+                checked += 1
+                problem = await _check_one(store, file_key(seller_id, invoice_id, kind), about)
+                if problem is not None:
+                    problems.append(problem)
+
+
+async def _check_one(store: FileStore, key: str, about: dict[str, Any]) -> str | None:
+    content = await asyncio.to_thread(store.get, key)
+    if content is None:
+        return f"file {key} in {store.describe()} is missing"
+    digest = hashlib.sha3_256(content).hexdigest()
+    if digest != about["sha3_256"]:
+        return (f"file {key} in {store.describe()} changed: SHA3-256 {digest}, "
+                f"the ledger recorded {about['sha3_256']}")  # fmt: skip
+    return None

@@ -130,13 +130,16 @@ def backlog(conn: Connection) -> int:
     ).scalar_one())  # fmt: skip
 
 
-def recorded_hashes(conn: Connection) -> list[tuple[str, str, dict[str, Any]]]:
-    """(invoice id, seller id, {kind: {sha3_256, size}}) from every `files_stored` event, the
-    ledger's word on each stored file (the latest event of an invoice wins)."""
+def recorded_hashes(
+    conn: Connection, after_id: int = 0, limit: int = 1000
+) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """One page of `files_stored` events after event id `after_id`: (event id, invoice id,
+    seller id, {kind: {sha3_256, size}}), the ledger's word on each stored file."""
     rows = conn.execute(
-        select(ledger_events.c.invoice_id, ledger_events.c.seller_id, ledger_events.c.payload)
-        .where(ledger_events.c.type == EVENT)
+        select(ledger_events.c.id, ledger_events.c.invoice_id, ledger_events.c.seller_id,
+               ledger_events.c.payload)
+        .where(ledger_events.c.type == EVENT, ledger_events.c.id > after_id)
         .order_by(ledger_events.c.id)
-    ).all()
-    latest = {r.invoice_id: (r.invoice_id, r.seller_id, json.loads(r.payload)) for r in rows}
-    return list(latest.values())
+        .limit(limit)
+    ).all()  # fmt: skip
+    return [(r.id, r.invoice_id, r.seller_id, json.loads(r.payload)) for r in rows]
