@@ -14,10 +14,13 @@ from collections.abc import Awaitable, Callable
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.early_warning import EarlyWarning
+from kaipiao.engine.files import FileFetchConfig, FileFetcher
+from kaipiao.engine.mail import MailConfig, MailDeliverer
 from kaipiao.engine.notify import Notifier
 from kaipiao.engine.webhooks import WebhookSender
 from kaipiao.engine.worker import WorkerConfig
 from kaipiao.ledger.signing import Signer
+from kaipiao.platform.downloads import FileDownloader, FileLimits
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.platform.nuonuo import NuonuoConfig, NuonuoPlatform
 from kaipiao.platform.nuonuo.codes import CodeTable, Methods
@@ -29,6 +32,7 @@ from kaipiao.services.ledger import CheckpointJob
 from kaipiao.services.secrets import SecretBox, SecretError
 from kaipiao.store import sellers as seller_store
 from kaipiao.store.database import Database
+from kaipiao.store.filestore import LocalFileStore
 from kaipiao.warn.online import BoardConfig
 from kaipiao.warn.telemetry import CallSeries, RateSeries
 
@@ -153,6 +157,36 @@ def nuonuo_config(settings: Settings) -> NuonuoConfig:
     )  # fmt: skip
 
 
+def file_store_for(settings: Settings) -> LocalFileStore:
+    """Where invoice files are kept: the local directory (an S3-compatible store would be chosen
+    here too; it is not built yet)."""
+    return LocalFileStore(settings.files_path())
+
+
+def mail_deliverer(settings: Settings, db: Database) -> MailDeliverer:
+    """The loop that emails stored files to buyers (engine/mail.py); the secret box is opened
+    on first use, the environment read here at the edge for `env:NAME` passwords."""
+    policy = outbound_policy_for(settings)
+    box: list[SecretBox] = []
+
+    def opened() -> SecretBox:
+        if not box:
+            box.append(secret_box_for(settings))
+        return box[0]
+
+    config = MailConfig(idle_poll_s=settings.files_every_s)
+    return MailDeliverer(db, file_store_for(settings), opened, policy, utcnow,
+                         environ=dict(os.environ), config=config)  # fmt: skip
+
+
+def file_downloader(settings: Settings) -> FileDownloader:
+    """Downloads of provider-hosted invoice files: the outbound policy, the configured hosts."""
+    policy = outbound_policy_for(settings)
+    hosts = frozenset(h.strip().lower() for h in settings.nuonuo_file_hosts.split(",") if h.strip())
+    limits = FileLimits(hosts, settings.files_max_bytes, settings.files_timeout_s)
+    return FileDownloader(policy, limits)
+
+
 def platform_for(settings: Settings, url: str, db: Database) -> PlatformRouter:
     """The engine's platform: the sandbox protocol at `url` by default, and each seller's own
     provider account (Nuonuo) where it has one."""
@@ -176,12 +210,24 @@ def platform_for(settings: Settings, url: str, db: Database) -> PlatformRouter:
             account = providers.nuonuo_account(stored, box, os.environ)
         except (SecretError, OSError, ValueError) as exc:
             raise UnresolvedAccount(f"seller {tax_id}: {exc}") from None
-        return NuonuoPlatform(account, nuonuo_config(settings), http)
+        return NuonuoPlatform(account, nuonuo_config(settings), http,
+                              downloader=file_downloader(settings))  # fmt: skip
 
     return PlatformRouter(HttpPlatform(url, http), resolve)
 
 
 def webhook_sender(settings: Settings, db: Database) -> WebhookSender:
     """The webhook sender, its requests under the deployment's outbound policy."""
-    policy = OutboundPolicy(parse_networks(settings.outbound_allow_networks))
+    policy = outbound_policy_for(settings)
     return WebhookSender(db, utcnow, policy=policy)
+
+
+def file_fetcher(settings: Settings, db: Database, platform: TaxPlatform) -> FileFetcher:
+    """The loop that fetches issued invoices' files into the file store (engine/files.py)."""
+    config = FileFetchConfig(idle_poll_s=settings.files_every_s)
+    return FileFetcher(db, platform, file_store_for(settings), utcnow, config)
+
+
+def outbound_policy_for(settings: Settings) -> OutboundPolicy:
+    """The policy every call a seller can steer goes through (webhooks, downloads, email)."""
+    return OutboundPolicy(parse_networks(settings.outbound_allow_networks))

@@ -173,6 +173,21 @@ class Settings(BaseSettings):
         description="Nuonuo codes meaning 'credentials or signature refused' (comma-separated).",
     )
     nuonuo_callback_url: str | None = None
+    nuonuo_file_hosts: str = Field(
+        default="",
+        description="Comma-separated host names the Nuonuo adapter may download invoice files "
+        "from (the query result's pdfUrl/xmlUrl); default: none, so no downloads.",
+    )
+    files_dir: Path | None = Field(
+        default=None,
+        description="Where invoice files are kept (0600 files); default: `files` in the data "
+        "directory.",
+    )
+    files_max_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
+    files_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    files_every_s: Annotated[float, Field(gt=0)] = Field(
+        default=1.0, description="How often the file fetcher looks for newly issued invoices."
+    )
 
     warn: bool = Field(
         default=True,
@@ -287,6 +302,9 @@ class Settings(BaseSettings):
 
     def secrets_key_path(self) -> Path:
         return self.secrets_key_file or self.data_dir / "secrets.key"
+
+    def files_path(self) -> Path:
+        return self.files_dir or self.data_dir / "files"
 
     def resolved_database_url(self) -> str:
         """The URL to connect to, SQLite in the data directory when none was configured."""

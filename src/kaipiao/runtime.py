@@ -28,7 +28,9 @@ from kaipiao.bootstrap import (
     checkpoint_job,
     database_for,
     early_warning_for,
+    file_fetcher,
     loose_files,
+    mail_deliverer,
     platform_for,
     signer_for,
     webhook_sender,
@@ -114,12 +116,16 @@ async def run_worker(settings: Settings) -> None:
         port = server.server_address[1]
         print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
     senders = asyncio.create_task(webhook_sender(settings, db).run(stop))
+    fetcher = asyncio.create_task(file_fetcher(settings, db, platform).run(stop))
+    mailer = asyncio.create_task(mail_deliverer(settings, db).run(stop))
     warner = asyncio.create_task(early.run(stop)) if early else None
     try:
         await worker.run(stop)
     finally:
         stop.set()
         await senders
+        await fetcher
+        await mailer
         if warner is not None:
             await warner
         await platform.aclose()
@@ -324,6 +330,9 @@ async def serve(settings: Settings) -> None:
         print(f"  workers:  {worker.owner}", flush=True)
     checkpoints = asyncio.create_task(checkpoint_job(settings, db, signer).run(stop))
     senders = asyncio.create_task(webhook_sender(settings, db).run(stop))
+    if settings.workers:
+        background.append(asyncio.create_task(file_fetcher(settings, db, platform).run(stop)))
+        background.append(asyncio.create_task(mail_deliverer(settings, db).run(stop)))
     poller = asyncio.create_task(poll_status(app, db, stop))
     reconciler = asyncio.create_task(
         ReconcileJob(db, platform, utcnow, every_s=settings.reconcile_every_s).run(stop)

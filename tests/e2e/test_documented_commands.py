@@ -91,6 +91,17 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao seller add --invoice-limit AMOUNT":
         Recipe("seller add --name 丁公司 --tax-id {tax_id_4} --invoice-limit 100000",
                expect="kp_"),
+    "kaipiao seller mail --tax-id T --host H --sender ADDR [--password env:NAME]":
+        Recipe("seller mail --tax-id {tax_id_1} --host smtp.example.com "
+               "--sender fapiao@example.com --password env:SELLER_SMTP_PASSWORD",
+               expect="mail sender of"),
+    "kaipiao seller mail --tax-id 91310110666007217T --host smtp.example.com --port 587 "
+    "--security starttls --sender fapiao@seller.example.com --username fapiao "
+    "--password env:SELLER_SMTP_PASSWORD":
+        Recipe("seller mail --tax-id {tax_id_3} --host smtp.example.com --port 587 "
+               "--security starttls --sender fapiao@seller.example.com --username fapiao "
+               "--password env:SELLER_SMTP_PASSWORD", expect="mail sender of",
+               note="another tax id: the demo seller has the documented one"),
     "kaipiao seller list": Recipe("seller list", expect="platform nuonuo"),
     "kaipiao seller list [--json]": Recipe("seller list --json", expect='"platform": "nuonuo"'),
     "kaipiao operator-key": Recipe("operator-key", expect="kp_"),
@@ -148,6 +159,8 @@ RECIPES: dict[str, Recipe] = {
                note="tomorrow: today's invoices are the ones there are"),
     "kaipiao archive verify /archive/2025 [--public-key ledger.pub]":
         Recipe("archive verify {tmp}/archive-2 --public-key {tmp}/ledger.pub"),
+    "kaipiao archive verify DIR":
+        Recipe("archive verify {tmp}/archive-1 --public-key {tmp}/ledger.pub", expect="OK"),
     "kaipiao purge --archive /archive/2015 --dry-run":
         Recipe("purge --archive {tmp}/archive-2 --dry-run"),
     "kaipiao purge --archive /archive/2015": Recipe("purge --archive {tmp}/archive-2"),

@@ -7,10 +7,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 from kaipiao.domain.codes import InvoiceNumber
+from kaipiao.domain.words import amount_in_words
 from kaipiao.platform.outcomes import Duplicate, Issued, NotFound, Pending, Rejected
-from kaipiao.platform.protocol import ListedPage, RedRequest
+from kaipiao.platform.protocol import InvoiceFiles, ListedPage, RedRequest
+from kaipiao.sandbox.sheet import CHINA, qr_payload
 from tests.factories import SELLER_TAX_ID, platform_invoice
 from tests.integration.conftest import Harness
+from tests.invoice_files import pdf_fonts_embedded, pdf_text, qr_codes, valid_xml
 
 
 async def test_issue_then_duplicate_then_query(harness: Harness) -> None:
@@ -103,3 +106,50 @@ async def test_dedup_off_lets_a_careless_client_double_issue(harness: Harness) -
     assert isinstance(await harness.platform.issue(invoice), Issued)
     stats = await harness.stats()
     assert stats["duplicates"] == {"by_serial": 1, "by_order": 1}
+
+
+async def test_issued_invoices_have_their_files(harness: Harness) -> None:
+    """Blue and red: the PDF shows number, buyer, total and words with an embedded font, its QR
+    decodes to the 数电 payload, the XML validates and its numbers are the invoice's; a red
+    invoice's files carry the original's number."""
+    invoice = platform_invoice()
+    blue = await harness.platform.issue(invoice)
+    assert isinstance(blue, Issued)
+    missing = await harness.platform.fetch_files(
+        "26310000000000099999", serial_no="NEVERSENT1", seller_tax_id=SELLER_TAX_ID
+    )
+    assert missing == NotFound()
+    red_request = RedRequest("RED0001", blue.invoice_number, "开票有误", SELLER_TAX_ID, "31")
+    red = await harness.platform.issue_red(red_request)
+    assert isinstance(red, Issued)
+    for issued, serial, total in ((blue, invoice.serial_no, invoice.total),
+                                  (red, "RED0001", -invoice.total)):  # fmt: skip
+        got = await harness.platform.fetch_files(
+            issued.invoice_number, serial_no=serial, seller_tax_id=SELLER_TAX_ID
+        )
+        assert isinstance(got, InvoiceFiles)
+        files = {f.kind: f.content for f in got.files}
+        text = pdf_text(files["pdf"])
+        words = amount_in_words(abs(total))
+        for shown in (issued.invoice_number, invoice.buyer.name, f"{total:.2f}", words):
+            assert shown in text, shown
+        assert pdf_fonts_embedded(files["pdf"])
+        day = issued.issued_at.astimezone(CHINA).strftime("%Y%m%d")
+        amount = sum((line.amount for line in invoice.lines), Decimal(0))
+        amount = amount if serial == invoice.serial_no else -amount
+        payload = qr_payload(
+            "32", issued.invoice_number, amount, issued.issued_at.astimezone(CHINA)
+        )
+        assert payload.startswith(f"01,32,,{issued.invoice_number},{amount:.2f},{day},,")
+        assert qr_codes(files["pdf"]) == [payload]
+        root = valid_xml(files["xml"])
+        assert root.findtext("TaxSupervisionInfo/InvoiceNumber") == issued.invoice_number
+        basic = root.find("EInvoiceData/BasicInformation")
+        assert basic is not None
+        assert Decimal(basic.findtext("TotalTax-includedAmount") or "") == total
+        assert Decimal(basic.findtext("TotalAmWithoutTax") or "") == amount
+        if serial == "RED0001":
+            assert blue.invoice_number in text
+            assert blue.invoice_number in (
+                root.findtext("EInvoiceData/AdditionalInformation/Remark") or ""
+            )

@@ -38,7 +38,7 @@ COMMANDS = {
     "version": (), "serve": (), "worker": (), "migrate": (), "status": (), "reconcile": (),
     "operator-key": (), "purge": (), "sandbox": (), "plan": (), "bench": (), "drill": (),
     "backup": (), "restore": (),
-    "seller": ("add", "list", "demo-key", "key", "webhook-secret"),
+    "seller": ("add", "mail", "list", "demo-key", "key", "webhook-secret"),
     "seller key": ("list", "rotate", "revoke"),
     "seller webhook-secret": ("rotate",),
     "operator": ("key",),

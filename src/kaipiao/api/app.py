@@ -16,6 +16,7 @@ from kaipiao.api.auth import KeyCache
 from kaipiao.api.guards import ASGIApp, BodyGuard, Observe, Receive, Scope, Send
 from kaipiao.api.intake_path import IntakePath
 from kaipiao.api.routes import router
+from kaipiao.bootstrap import file_store_for
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.observability.metrics import Metrics
@@ -71,6 +72,7 @@ def create_app(
     app.state.settings = settings
     app.state.intake_series = None  # a warn.telemetry.RateSeries when `serve` runs the warning
     app.state.database = database
+    app.state.file_store = file_store_for(settings)
     app.state.clock = clock
     app.state.metrics = metrics
     app.state.key_cache = KeyCache()

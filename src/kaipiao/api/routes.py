@@ -13,7 +13,7 @@ from kaipiao.api.intake_path import accept_invoice
 from kaipiao.api.problems import MEDIA_TYPE, Problem
 from kaipiao.api.schemas import InvoicePage, InvoicePublic
 from kaipiao.domain.lifecycle import Status
-from kaipiao.services import cancellation, invoices, ledger, reversal, status
+from kaipiao.services import cancellation, delivery, files, invoices, ledger, reversal, status
 from kaipiao.services.invoice_request import InvoiceCreate, Quantity
 from kaipiao.store.documents import render_invoice
 
@@ -76,6 +76,48 @@ async def get_invoice(invoice_id: InvoiceId, seller: SellerDep, request: Request
     """One invoice with its current status."""
     invoice = await invoices.get_invoice(request.app.state.database, seller, invoice_id)
     return JSONResponse(render_invoice(invoice))
+
+
+@router.get(
+    "/v1/invoices/{invoice_id}/files/{kind}",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}, "application/xml": {}}},
+               304: {"description": "Not modified (If-None-Match)"},
+               **_problems(404, *AUTH)},
+    tags=["invoices"],
+)  # fmt: skip
+async def get_invoice_file(
+    invoice_id: str,
+    kind: Literal["pdf", "xml"],
+    seller: SellerDep,
+    request: Request,
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """The issued invoice's PDF or XML; 404 `files_not_ready` until it is fetched."""
+    state = request.app.state
+    served = await files.invoice_file(state.database, state.file_store, seller, invoice_id, kind)
+    etag = f'"{served.sha3_256}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400",
+               "Content-Disposition": f'attachment; filename="{served.filename}"'}  # fmt: skip
+    if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(served.content, media_type=served.media_type, headers=headers)
+
+
+@router.post(
+    "/v1/invoices/{invoice_id}/delivery",
+    status_code=202,
+    response_model=InvoicePublic,
+    responses=_problems(404, 409, *AUTH),
+    tags=["invoices"],
+)
+async def resend_invoice_files(
+    invoice_id: str, seller: SellerDep, request: Request
+) -> JSONResponse:
+    """Email the invoice's files to its buyer again."""
+    state = request.app.state
+    invoice = await delivery.resend(state.database, seller, invoice_id, now=state.clock())
+    return JSONResponse(render_invoice(invoice), status_code=202)
 
 
 @router.get(

@@ -41,6 +41,24 @@ class BuyerPublic(BaseModel):
     email: str | None
 
 
+class FilePublic(BaseModel):
+    kind: Literal["pdf", "xml"]
+    media_type: str
+    url: str
+    sha3_256: str
+    size: int
+    stored_at: datetime
+
+
+class DeliveryPublic(BaseModel):
+    status: Literal["pending", "sent", "failed"]
+    to: str
+    attempts: int
+    reason: str | None = None
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+
+
 class InvoicePublic(BaseModel):
     id: str
     order_id: str
@@ -71,6 +89,8 @@ class InvoicePublic(BaseModel):
     parts: int
     order_ids: list[str]
     reversible_total: str | None
+    files: list[FilePublic]
+    delivery: DeliveryPublic | None
 
 
 class InvoicePage(BaseModel):

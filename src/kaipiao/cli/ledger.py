@@ -71,10 +71,12 @@ def ledger_verify(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Walk the whole chain and every checkpoint; exit 1 naming the first bad event."""
+    """Walk the whole chain and every checkpoint, and check every stored invoice file against
+    its ledger hash; exit 1 naming the first bad event and every changed file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from kaipiao.services import verification
+    from kaipiao.bootstrap import file_store_for
+    from kaipiao.services import files, verification
 
     settings = settings_from(data_dir=data_dir, database_url=database_url)
     public = _public_key(settings, public_key)
@@ -92,10 +94,16 @@ def ledger_verify(
             lambda db: verification.verify(db, public, published=heads, progress=progress),
         )
         elapsed = max(time.monotonic() - started, 1e-6)
+    checked, bad_files = run_db(
+        settings, lambda db: files.check_files(db, file_store_for(settings))
+    )
     if not verdict.ok:
         typer.echo(f"ledger BROKEN at event {verdict.bad_seq}: {verdict.problem}", err=True)
         for note in verdict.notes:  # a restore's rollback is said even when something else broke
             typer.echo(f"  note: {note}", err=True)
+    for problem in bad_files:
+        typer.echo(f"invoice files BROKEN: {problem}", err=True)
+    if not verdict.ok or bad_files:
         raise typer.Exit(1)
     typer.echo(
         f"ledger OK: {verdict.events} events, {verdict.checkpoints} signed checkpoints, "
@@ -103,6 +111,7 @@ def ledger_verify(
         # A rate over a short run would mostly measure start-up: only past a second.
         + (f", {verdict.events / elapsed:,.0f} events/s)" if elapsed >= 1 else ")")
     )
+    typer.echo(f"invoice files OK: {checked} stored files match their ledger hashes")
     for note in verdict.notes:
         typer.echo(f"  note: {note}")
 
@@ -193,7 +202,7 @@ def archive(
     """`kaipiao archive --before DATE --out DIR` writes an archive; nothing is deleted."""
     if ctx.invoked_subcommand is not None:
         return
-    from kaipiao.bootstrap import signer_for
+    from kaipiao.bootstrap import file_store_for, signer_for
     from kaipiao.clock import utcnow
     from kaipiao.services import archive as service
 
@@ -205,7 +214,10 @@ def archive(
     settings = settings_from(data_dir=data_dir, database_url=database_url)
     signer = signer_for(settings)
     written = run_db(
-        settings, lambda db: service.write_archive(db, signer, before=cutoff, out=out, now=utcnow())
+        settings,
+        lambda db: service.write_archive(
+            db, signer, before=cutoff, out=out, now=utcnow(), files=file_store_for(settings)
+        ),
     )
     typer.echo(f"archived {written.invoices} invoices and {written.events} events to "
                f"{written.out} (Merkle root {written.root}, key {signer.key_id})")  # fmt: skip

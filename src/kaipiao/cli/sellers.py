@@ -1,4 +1,4 @@
-"""Sellers and keys: `seller add | list | demo-key` and `operator-key`."""
+"""Sellers and keys: `seller add | mail | list | demo-key` and `operator-key`."""
 
 from __future__ import annotations
 
@@ -131,6 +131,37 @@ def seller_add(
         typer.echo(f"seller {created.seller.id} ({created.seller.name}, {tax_id})")
         typer.echo(f"API key (shown once, store it now): {created.api_key}")
         typer.echo(f"webhook signing secret (shown once): {created.seller.webhook_secret}")
+
+
+@seller_app.command("mail")
+def seller_mail(
+    tax_id: Annotated[str, typer.Option(help="The seller's unified social credit code.")],
+    host: Annotated[str, typer.Option(help="SMTP server host name.")],
+    sender: Annotated[str, typer.Option(help="From address, e.g. fapiao@seller.example.com.")],
+    port: Annotated[int, typer.Option(help="SMTP port (587 STARTTLS, 465 TLS).")] = 587,
+    security: Annotated[str, typer.Option(help="starttls, tls or none.")] = "starttls",
+    username: Annotated[str | None, typer.Option(help="SMTP login.")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="SMTP password, stored encrypted; or env:NAME to read it from the "
+            "environment when sending."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set the SMTP sender through which a seller's invoices are emailed to buyers."""
+    from kaipiao.bootstrap import secret_box_for
+    from kaipiao.clock import utcnow
+    from kaipiao.services import delivery
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    given = delivery.MailSender(host, port, security, sender, username, password)
+    box = secret_box_for(settings)
+    seller_id = run_db(settings, lambda db: delivery.set_mail_sender_of(
+        db, box, tax_id, given, now=utcnow()))  # fmt: skip
+    typer.echo(f"mail sender of {seller_id}: {sender} via {host}:{port} ({security})")
 
 
 @seller_app.command("list")

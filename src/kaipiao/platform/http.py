@@ -37,7 +37,17 @@ from kaipiao.platform.outcomes import (
     Throttled,
     Unavailable,
 )
-from kaipiao.platform.protocol import ListedPage, ListOutcome, PlatformInvoice, RedRequest
+from kaipiao.platform.protocol import (
+    FILE_KINDS,
+    FilesOutcome,
+    FilesRefused,
+    InvoiceFile,
+    InvoiceFiles,
+    ListedPage,
+    ListOutcome,
+    PlatformInvoice,
+    RedRequest,
+)
 from kaipiao.platform.wire import (
     decode_listed,
     encode_invoice,
@@ -45,6 +55,8 @@ from kaipiao.platform.wire import (
     format_time,
     parse_time,
 )
+
+MAX_FILE_BYTES = 20 * 1024 * 1024  # an invoice's PDF is tens of KiB; more is not an invoice
 
 # Failures that prove the request was not sent.
 NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
@@ -219,3 +231,30 @@ class HttpPlatform:
         return ListedPage(
             tuple(decode_listed(item) for item in data["invoices"]), data.get("next_page")
         )
+
+    async def fetch_files(
+        self, invoice_number: str, *, serial_no: str, seller_tax_id: str,
+        seller_region: str | None = None,
+    ) -> FilesOutcome:  # fmt: skip
+        """GET {base}/v1/files/{number}.pdf and .xml (not cached per path: one per invoice)."""
+        files = []
+        for kind in FILE_KINDS:
+            url = URL(f"{self.base_url}/v1/files/{invoice_number}.{kind}")
+            try:
+                async with self._client().get(url) as response:
+                    if response.status == 404:
+                        return NotFound()
+                    if response.status == 429:
+                        await response.read()
+                        return Throttled(1.0)
+                    if response.status != 200:
+                        return Unavailable(f"unexpected files answer {response.status}")
+                    if (response.content_length or 0) > MAX_FILE_BYTES:
+                        return FilesRefused(f"the {kind} file is over {MAX_FILE_BYTES} bytes")
+                    content = await response.content.read(MAX_FILE_BYTES + 1)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                return Unavailable(f"files failed: {type(exc).__name__}")
+            if len(content) > MAX_FILE_BYTES:
+                return FilesRefused(f"the {kind} file is over {MAX_FILE_BYTES} bytes")
+            files.append(InvoiceFile(kind, content))
+        return InvoiceFiles(tuple(files))

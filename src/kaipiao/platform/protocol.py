@@ -8,7 +8,13 @@ from decimal import Decimal
 from typing import Protocol
 
 from kaipiao.domain.invoice import Buyer
-from kaipiao.platform.outcomes import IssueOutcome, QueryOutcome, Throttled, Unavailable
+from kaipiao.platform.outcomes import (
+    IssueOutcome,
+    NotFound,
+    QueryOutcome,
+    Throttled,
+    Unavailable,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,37 @@ class ListedPage:
 
 ListOutcome = ListedPage | Throttled | Unavailable
 
+FILE_KINDS = ("pdf", "xml")
+MEDIA_TYPES = {"pdf": "application/pdf", "xml": "application/xml"}
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFile:
+    """One file of an issued invoice: `kind` pdf or xml, its bytes as the platform gave them."""
+
+    kind: str
+    content: bytes
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.kind]
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFiles:
+    files: tuple[InvoiceFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FilesRefused:
+    """The files cannot be had, now or later (a refused URL, an over-large file)."""
+
+    reason: str
+
+
+# NotFound: not issued yet, or the platform has not made its files yet — ask again later.
+FilesOutcome = InvoiceFiles | NotFound | FilesRefused | Throttled | Unavailable
+
 
 class TaxPlatform(Protocol):
     """What kaipiao needs from a tax platform. Implementations never raise for platform behaviour:
@@ -108,6 +145,13 @@ class TaxPlatform(Protocol):
         self, seller_tax_id: str, issued_from: datetime, issued_to: datetime, page: int = 1
     ) -> ListOutcome:
         """One page of the invoices issued for a seller in [issued_from, issued_to)."""
+        ...
+
+    async def fetch_files(
+        self, invoice_number: str, *, serial_no: str, seller_tax_id: str,
+        seller_region: str | None = None,
+    ) -> FilesOutcome:  # fmt: skip
+        """The PDF and XML files of an issued invoice (blue or red)."""
         ...
 
     async def aclose(self) -> None:

@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from kaipiao.platform.outcomes import IssueOutcome, QueryOutcome, Unavailable
-from kaipiao.platform.protocol import ListOutcome, PlatformInvoice, RedRequest, TaxPlatform
+from kaipiao.platform.protocol import (
+    FilesOutcome,
+    ListOutcome,
+    PlatformInvoice,
+    RedRequest,
+    TaxPlatform,
+)
 
 Resolve = Callable[[str], Awaitable[TaxPlatform | None]]  # seller tax id → its own platform
 
@@ -77,6 +83,17 @@ class PlatformRouter:
         if isinstance(platform, Unavailable):
             return platform
         return await platform.list_issued(seller_tax_id, issued_from, issued_to, page)
+
+    async def fetch_files(
+        self, invoice_number: str, *, serial_no: str, seller_tax_id: str,
+        seller_region: str | None = None,
+    ) -> FilesOutcome:  # fmt: skip
+        platform = await self._route(seller_tax_id)
+        if isinstance(platform, Unavailable):
+            return platform
+        return await platform.fetch_files(invoice_number, serial_no=serial_no,
+                                          seller_tax_id=seller_tax_id,
+                                          seller_region=seller_region)  # fmt: skip
 
     async def aclose(self) -> None:
         await self.default.aclose()

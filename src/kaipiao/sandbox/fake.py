@@ -17,11 +17,20 @@ from kaipiao.clock import utcnow
 from kaipiao.platform.outcomes import (
     Ambiguous,
     IssueOutcome,
+    NotFound,
     QueryOutcome,
     Throttled,
     Unavailable,
 )
-from kaipiao.platform.protocol import ListOutcome, PlatformInvoice, RedRequest
+from kaipiao.platform.protocol import (
+    FILE_KINDS,
+    FilesOutcome,
+    InvoiceFile,
+    InvoiceFiles,
+    ListOutcome,
+    PlatformInvoice,
+    RedRequest,
+)
 from kaipiao.sandbox.state import SandboxState
 
 Injected = Ambiguous | Unavailable | Throttled
@@ -45,7 +54,7 @@ class FakePlatform:
         self.closed = False
 
     def script(self, operation: str, outcome: Injected, *, after: bool = False) -> None:
-        """Queue a fault for the next call of `operation` (issue, red, query, list)."""
+        """Queue a fault for the next call of `operation` (issue, red, query, list, files)."""
         self._script.setdefault(operation, deque()).append(_Scripted(outcome, after))
 
     def _next_fault(self, operation: str) -> _Scripted | None:
@@ -87,6 +96,18 @@ class FakePlatform:
         if fault is not None and not isinstance(fault.outcome, Ambiguous):
             return fault.outcome
         return self.state.list_issued(seller_tax_id, issued_from, issued_to, page, self.clock())
+
+    async def fetch_files(
+        self, invoice_number: str, *, serial_no: str, seller_tax_id: str,
+        seller_region: str | None = None,
+    ) -> FilesOutcome:  # fmt: skip
+        fault = self._next_fault("files")
+        if fault is not None and not isinstance(fault.outcome, Ambiguous):
+            return fault.outcome
+        made = self.state.files(invoice_number, self.clock())
+        if made is None:
+            return NotFound()
+        return InvoiceFiles(tuple(InvoiceFile(kind, made[kind]) for kind in FILE_KINDS))
 
     async def aclose(self) -> None:
         self.closed = True

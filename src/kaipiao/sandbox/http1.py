@@ -63,10 +63,10 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 def _encode(response: Response, keep_alive: bool) -> bytes:
     head = [
         f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}",
-        "Content-Type: application/json",
+        f"Content-Type: {response.headers.get('Content-Type', 'application/json')}",
         f"Content-Length: {len(response.body)}",
     ]
-    head += [f"{k}: {v}" for k, v in response.headers.items()]
+    head += [f"{k}: {v}" for k, v in response.headers.items() if k != "Content-Type"]
     if not keep_alive:
         head.append("Connection: close")
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body

@@ -168,6 +168,7 @@ class NuonuoFront:
     apps: dict[str, str] = field(default_factory=dict)
     forms: dict[str, RedForm] = field(default_factory=dict)  # by billId
     callbacks: list[asyncio.Task[None]] = field(default_factory=list)
+    base_url: str = ""  # where the sandbox serves files (set when the server starts)
 
     def provider_serial(self, record: Record) -> str:
         return f"{record.key:020d}"
@@ -255,6 +256,9 @@ class NuonuoFront:
             assert record.issued_at is not None
             item |= {"status": "2", "statusMsg": "开票完成", field_name: record.invoice_number,
                      "invoiceTime": int(record.issued_at.timestamp() * 1000)}  # fmt: skip
+            # The files, served by the sandbox itself (`xmlUrl`: the sandbox's name for it).
+            for kind in ("pdf", "xml"):
+                item[f"{kind}Url"] = f"{self.base_url}/v1/files/{record.invoice_number}.{kind}"
         elif record.status == "failed":
             signing = record.key % 2 == 0
             item |= {"status": "24" if signing else "22",

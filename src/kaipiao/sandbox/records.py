@@ -30,6 +30,10 @@ class Record:
     reversed_by: str | None = None
     error: str | None = None
     lines: list[dict[str, Any]] | None = None  # as the platform shows them (wire form)
+    # What the invoice's files show (kaipiao.sandbox.sheet); a red invoice takes its original's.
+    invoice_type: str = "normal"
+    buyer: dict[str, Any] | None = None
+    remark: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,9 @@ class Record:
             "reversed_by": self.reversed_by,
             "error": self.error,
             "lines": self.lines,
+            "invoice_type": self.invoice_type,
+            "buyer": self.buyer,
+            "remark": self.remark,
         }
 
     @classmethod

@@ -7,6 +7,7 @@ Routes (JSON; decimals as strings):
     GET  /v1/invoices?seller_tax_id=&issued_from=&issued_to=&page=   reconciliation listing
     GET|PUT /_sandbox/faults, GET /_sandbox/stats, POST /_sandbox/reset   controls
     GET /_sandbox/records?serial_no=S   the platform's record of one invoice (its lines)
+    GET  /v1/files/{number}.pdf|.xml   an issued invoice's files (sandbox/invoice_pdf.py, _xml.py)
 
 Faults apply in `sandbox/gate.py`'s order, on both fronts. A `refuse` outage closes the
 listening socket itself, so new connections are refused at the TCP level, as an unreachable
@@ -34,7 +35,7 @@ from kaipiao.platform.outcomes import (
     QueryOutcome,
     Rejected,
 )
-from kaipiao.platform.protocol import PlatformInvoice, RedRequest
+from kaipiao.platform.protocol import MEDIA_TYPES, PlatformInvoice, RedRequest
 from kaipiao.platform.wire import (
     WireError,
     decode_invoice,
@@ -53,6 +54,7 @@ from kaipiao.sandbox.state import SandboxState
 log = logging.getLogger("kaipiao.sandbox")
 MAX_BODY = 8 * 1024 * 1024
 QUERY_PREFIX = "/v1/invoices/"
+FILES_PREFIX = "/v1/files/"  # GET /v1/files/{invoice number}.{pdf|xml}
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -97,6 +99,8 @@ class SandboxServer:
         handler = self._table.get((request.method, path))
         if handler is None and request.method == "GET" and path.startswith(QUERY_PREFIX):
             handler = self.query
+        if handler is None and request.method == "GET" and path.startswith(FILES_PREFIX):
+            handler = self.get_file
         if handler is None:
             known = {p for _, p in self._table}
             if path in known or path.startswith(QUERY_PREFIX):
@@ -116,6 +120,7 @@ class SandboxServer:
         self._table = self._routes()
         self._http = Http1Server(self._dispatch, MAX_BODY)
         await self._listen()
+        self.nuonuo.base_url = self.url
         if self.state.faults.outage is not None:
             self._begin_outage(self.state.faults, PROFILES["normal"])
         return self.port
@@ -275,6 +280,17 @@ class SandboxServer:
                 "next_page": listed.next_page,
             }
         )
+
+    async def get_file(self, request: Request) -> Response:
+        """An issued invoice's PDF or XML (not behind the fault gate: files are static)."""
+        number, _, kind = request.path[len(FILES_PREFIX) :].partition(".")
+        if kind not in MEDIA_TYPES:
+            return problem(404, "not_found", "ask for {number}.pdf or {number}.xml")
+        made = self.state.files(number, self.clock())
+        if made is None:
+            return problem(404, "not_found", "no issued invoice has that number")
+        self.state.calls["files:ok"] += 1
+        return Response(200, made[kind], {"Content-Type": MEDIA_TYPES[kind]})
 
     async def nuonuo_services(self, request: Request) -> Response:
         return await self.nuonuo.handle(self.gate, request)

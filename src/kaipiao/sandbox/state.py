@@ -32,10 +32,14 @@ from kaipiao.platform.outcomes import (
 from kaipiao.platform.protocol import ListedInvoice, ListedPage, PlatformInvoice, RedRequest
 from kaipiao.platform.wire import encode_line
 from kaipiao.sandbox.faults import PROFILES, Faults
+from kaipiao.sandbox.invoice_pdf import invoice_pdf
+from kaipiao.sandbox.invoice_xml import invoice_xml
 from kaipiao.sandbox.records import Record
+from kaipiao.sandbox.sheet import sheet_of
 from kaipiao.sandbox.validation import check_invoice
 
 DEFAULT_REGION = "31"
+BUYER_FIELDS = ("name", "tax_id", "address", "phone", "bank", "account", "email")
 CHANNEL = 1
 PAGE_SIZE = 100
 
@@ -62,6 +66,7 @@ class SandboxState:
         self.sequences: Counter[tuple[int, str]] = Counter()
         self.calls: Counter[str] = Counter()
         self.buckets: dict[str, _Bucket] = {}
+        self.made_files: dict[str, dict[str, bytes]] = {}
         self._journal: IO[str] | None = None
         if self.journal_path is not None:
             self._load(self.journal_path)
@@ -220,6 +225,9 @@ class SandboxState:
             invoice.order_ref, str(invoice.total), now,
         )  # fmt: skip
         record.lines = [encode_line(line) for line in invoice.lines]
+        record.invoice_type = invoice.invoice_type
+        record.buyer = {k: getattr(invoice.buyer, k) for k in BUYER_FIELDS}
+        record.remark = invoice.remark
         return self._finish(record, now)
 
     def _left(self, original: Record, counted: tuple[str, ...] = ("pending", "issued")) -> Decimal:
@@ -290,6 +298,7 @@ class SandboxState:
         )  # fmt: skip
         record.original_invoice_number = original.invoice_number
         record.lines = lines
+        record.invoice_type, record.buyer = original.invoice_type, original.buyer
         return self._finish(record, now)
 
     def query(self, serial_no: str, now: datetime) -> QueryOutcome:
@@ -306,6 +315,19 @@ class SandboxState:
         assert record.invoice_number is not None
         assert record.issued_at is not None
         return Issued(record.invoice_number, record.issued_at)
+
+    def files(self, invoice_number: str, now: datetime) -> dict[str, bytes] | None:
+        """The PDF and XML of an issued invoice, made once and kept; None if not issued."""
+        self.settle_all(now)
+        record = self.by_number.get(invoice_number)
+        if record is None or record.status != "issued":
+            return None
+        made = self.made_files.get(invoice_number)
+        if made is None:
+            sheet = sheet_of(record)
+            made = {"pdf": invoice_pdf(sheet), "xml": invoice_xml(sheet)}
+            self.made_files[invoice_number] = made
+        return made
 
     def record_for(self, serial_no: str) -> Record | None:
         records = self.by_serial.get(serial_no)

@@ -6,6 +6,10 @@ with a `manifest.json`: counts, each file's SHA-256, the Merkle root over the ar
 hashes (RFC 9162, as the ledger's checkpoints), signed with the ledger's Ed25519 key.
 `verify_archive` checks all of it offline with the public key: signature, files, counts, every
 event's hash from its fields, the root. Nothing is deleted from the store.
+
+With a file store, each archived invoice's stored files (PDF, XML) are copied under
+`files/{seller}/{invoice}.{kind}` and listed in the manifest like the other files; verifying
+also checks each against the SHA3-256 its archived `files_stored` event recorded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from kaipiao.services.ledger import event_document
 from kaipiao.store import archive as repo
 from kaipiao.store.database import Conn, Database
 from kaipiao.store.events import canonical_json
+from kaipiao.store.files import EVENT as FILES_EVENT
+from kaipiao.store.filestore import FileStore, file_key
 
 FORMAT = "kaipiao-archive-v1"
 PAGE = 1000
@@ -85,19 +91,38 @@ def _append(path: Path, records: list[dict[str, Any]]) -> None:
             out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
 
 
-def _finish(out: Path, manifest: dict[str, Any], signer: Signer) -> None:
+def _finish(out: Path, manifest: dict[str, Any], signer: Signer, copied: list[str]) -> None:
     names = ("invoices.jsonl.gz", "events.jsonl.gz")
     for name in names:
         (out / name).touch()
-    manifest["files"] = {name: _sha256(out / name) for name in names}
+    manifest["files"] = {name: _sha256(out / name) for name in (*names, *copied)}
     manifest["signature"] = signer.sign_bytes(_canonical(manifest))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+def _copy_files(store: FileStore, out: Path, page: list[dict[str, Any]]) -> list[str]:
+    """Copy the page's invoices' stored files into the archive; their archive names."""
+    copied = []
+    for row in page:
+        for kind in sorted(json.loads(row["files"]) if row.get("files") else {}):
+            key = file_key(row["seller_id"], row["id"], kind)
+            content = store.get(key)
+            if content is None:
+                raise ServiceError(f"file {key} is missing from {store.describe()}",
+                                   "file_missing")  # fmt: skip
+            target = out / "files" / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            copied.append(f"files/{key}")
+    return copied
+
+
 async def write_archive(
-    db: Database, signer: Signer, *, before: datetime, out: Path, now: datetime
-) -> Written:
+    db: Database, signer: Signer, *, before: datetime, out: Path, now: datetime,
+    files: FileStore | None = None,
+) -> Written:  # fmt: skip
     await asyncio.to_thread(_prepare, out)
+    copied: list[str] = []
     leaves: list[tuple[int, bytes]] = []
     count, after = 0, ""
     while True:
@@ -108,6 +133,8 @@ async def write_archive(
         events = await db.read(partial(_events_of, ids=ids))
         await asyncio.to_thread(_append, out / "events.jsonl.gz", events)
         await asyncio.to_thread(_append, out / "invoices.jsonl.gz", page)
+        if files is not None:
+            copied += await asyncio.to_thread(_copy_files, files, out, page)
         leaves += [(event["seq"], bytes.fromhex(event["hash"])) for event in events]
         count += len(page)
         after = ids[-1]
@@ -117,8 +144,23 @@ async def write_archive(
         "format": FORMAT, "before": time_text(before), "created_at": time_text(now),
         "invoices": count, "events": len(leaves), "merkle_root": root, "key_id": signer.key_id,
     }  # fmt: skip
-    await asyncio.to_thread(_finish, out, manifest, signer)
+    await asyncio.to_thread(_finish, out, manifest, signer, copied)
     return Written(out, count, len(leaves), root)
+
+
+def _check_copies(directory: Path, event: dict[str, Any]) -> list[str]:
+    """An archived `files_stored` event's files against the SHA3-256 it recorded."""
+    problems = []
+    payload = event["payload"]
+    recorded = json.loads(payload) if isinstance(payload, str) else payload
+    for kind, about in sorted(recorded.items()):
+        name = f"files/{event['seller_id']}/{event['invoice_id']}.{kind}"
+        path = directory / name
+        if not path.exists():
+            continue  # an invoice archived without its files (no file store given)
+        if hashlib.sha3_256(path.read_bytes()).hexdigest() != about["sha3_256"]:
+            problems.append(f"{name}: not the file whose SHA3-256 the ledger recorded")
+    return problems
 
 
 def verify_archive(directory: Path, public: Ed25519PublicKey) -> list[str]:
@@ -148,6 +190,8 @@ def verify_archive(directory: Path, public: Ed25519PublicKey) -> list[str]:
                                 e["payload"], e["prev_hash"])  # fmt: skip
             if digest != e["hash"]:
                 problems.append(f"event {e['seq']}: its fields do not match its hash")
+            if e["type"] == FILES_EVENT:
+                problems += _check_copies(directory, e)
             leaves.append((e["seq"], bytes.fromhex(e["hash"])))
     with gzip.open(directory / "invoices.jsonl.gz", "rt", encoding="utf-8") as rows:
         count = sum(1 for _ in rows)

@@ -10,6 +10,8 @@ from typing import Any
 from kaipiao.domain.lifecycle import Kind
 from kaipiao.store.records import StoredInvoice
 
+MEDIA_TYPES = {"pdf": "application/pdf", "xml": "application/xml"}
+
 
 def json_time(moment: datetime | None) -> str | None:
     """A UTC time as public JSON carries it (`…Z`), or None."""
@@ -51,7 +53,18 @@ def render_invoice(invoice: StoredInvoice) -> dict[str, Any]:
         "parts": invoice.parts,
         "order_ids": invoice.order_ids or [invoice.order_id],
         "reversible_total": _reversible(invoice),
+        "files": _files(invoice),
+        "delivery": invoice.delivery,
     }
+
+
+def _files(invoice: StoredInvoice) -> list[dict[str, Any]]:
+    """The invoice's stored files, each with its download path and SHA3-256 (the ledger's)."""
+    return [
+        {"kind": kind, "media_type": MEDIA_TYPES.get(kind, "application/octet-stream"),
+         "url": f"/v1/invoices/{invoice.id}/files/{kind}", **about}
+        for kind, about in sorted((invoice.files or {}).items())
+    ]  # fmt: skip
 
 
 def _reversible(invoice: StoredInvoice) -> str | None:

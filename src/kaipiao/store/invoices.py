@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Kind, Status, ensure_transition
-from kaipiao.store import orders, pgraw, webhooks
+from kaipiao.store import files, orders, pgraw, webhooks
 from kaipiao.store.events import append_event
 from kaipiao.store.records import COLUMNS, StoredInvoice
 from kaipiao.store.tables import invoices
@@ -188,7 +188,9 @@ def transition(
         payload={"from": invoice.status.value, "to": target.value, **(payload or {})},
         now=now,
     )
-    webhooks.enqueue(conn, replace(invoice, status=target, updated_at=now, **(fields or {})), now)
+    changed = replace(invoice, status=target, updated_at=now, **(fields or {}))
+    webhooks.enqueue(conn, changed, now)
+    files.enqueue(conn, changed, now)  # reconciled or recovered issues get their files too
     return True
 
 

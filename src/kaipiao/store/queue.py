@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status, ensure_transition
-from kaipiao.store import webhooks
+from kaipiao.store import files, webhooks
 from kaipiao.store.events import append_event, append_events
 from kaipiao.store.records import StoredInvoice
 from kaipiao.store.tables import invoices
@@ -211,6 +211,7 @@ def settle(
         claimed.invoice, status=target, cancel_requested=bool(row.cancel_requested), **changed
     )
     webhooks.enqueue(conn, settled, now)
+    files.enqueue(conn, settled, now)
     return settled
 
 

@@ -53,6 +53,8 @@ class StoredInvoice:
     order_ids: list[str] | None = None
     reversible_total: Decimal | None = None
     reversible: list[dict[str, Any]] | None = None
+    files: dict[str, dict[str, Any]] | None = None
+    delivery: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> StoredInvoice:
@@ -66,7 +68,7 @@ class StoredInvoice:
         data["buyer"] = json.loads(data["buyer"])
         data["lines"] = json.loads(data["lines"])
         data["cancel_requested"] = bool(data["cancel_requested"])
-        for name in ("order_ids", "reversible"):
+        for name in ("order_ids", "reversible", "files", "delivery"):
             if data[name] is not None:
                 data[name] = json.loads(data[name])
         return cls(**data)

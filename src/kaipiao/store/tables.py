@@ -133,6 +133,12 @@ invoices = Table(
     # under the row's lock with a compare-and-set on `reversible_total` (store.invoices).
     Column("reversible_total", Money, nullable=True),
     Column("reversible", Text, nullable=True),
+    # The invoice's stored files (JSON: kind → sha3_256, size, stored_at), once fetched
+    # (kaipiao.engine.files); their hashes are also in a `files_stored` ledger event.
+    Column("files", Text, nullable=True),
+    # Delivery of the files to the buyer by email (JSON: status pending|sent|failed, to, reason,
+    # attempts, sent_at), kept beside the outbox row `mail_deliveries` (kaipiao.engine.mail).
+    Column("delivery", Text, nullable=True),
     UniqueConstraint("seller_id", "order_key"),
     Index("ix_invoices_due", "status", "next_attempt_at"),
     Index("ix_invoices_seller_listing", "seller_id", "id"),
@@ -241,6 +247,47 @@ webhook_deliveries = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("delivered_at", UtcDateTime, nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+# The file-fetch outbox: one row per issued invoice, written in the transaction that records the
+# issue, worked (and retried with backoff) by `kaipiao.engine.files`, apart from issuance.
+file_jobs = Table(
+    "file_jobs",
+    metadata,
+    Column("invoice_id", String(32), primary_key=True),
+    Column("seller_id", String(32), nullable=False),
+    Column("status", String(12), nullable=False),  # pending, done, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("done_at", UtcDateTime, nullable=True),
+    Index("ix_file_jobs_due", "status", "next_attempt_at"),
+)
+
+# A seller's SMTP sender (JSON: host, port, security, username, sealed password, sender).
+seller_mail = Table(
+    "seller_mail",
+    metadata,
+    Column("seller_id", String(32), ForeignKey("sellers.id"), primary_key=True),
+    Column("settings", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The email outbox: one row per invoice whose files go to the buyer's address.
+mail_deliveries = Table(
+    "mail_deliveries",
+    metadata,
+    Column("invoice_id", String(32), primary_key=True),
+    Column("seller_id", String(32), nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("status", String(12), nullable=False),  # pending, sent, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Index("ix_mail_deliveries_due", "status", "next_attempt_at"),
 )
 
 # One row per reconciliation run: what was compared and what disagreed.

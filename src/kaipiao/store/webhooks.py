@@ -22,8 +22,14 @@ def enqueue(conn: Connection, invoice: StoredInvoice, now: datetime) -> None:
     Call it in the transaction that makes the change."""
     if invoice.callback_url is None or invoice.status not in TERMINAL:
         return
+    announce(conn, invoice, f"invoice.{invoice.status.value}", now)
+
+
+def announce(conn: Connection, invoice: StoredInvoice, kind: str, now: datetime) -> None:
+    """Queue an event `kind` about `invoice` (with its document) if it has a callback URL."""
+    if invoice.callback_url is None:
+        return
     event_id = "evt_" + uuid.uuid4().hex
-    kind = f"invoice.{invoice.status.value}"
     body = {
         "event_id": event_id, "type": kind, "created_at": json_time(now),
         "invoice": render_invoice(invoice),

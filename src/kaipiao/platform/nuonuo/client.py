@@ -31,6 +31,7 @@ import aiohttp
 from yarl import URL
 
 from kaipiao.clock import utcnow
+from kaipiao.platform.downloads import FileDownloader
 from kaipiao.platform.http import NOT_SENT, Answer, HttpSettings, retry_after_of
 from kaipiao.platform.nuonuo import body as bodies
 from kaipiao.platform.nuonuo.codes import STATUS, CodeTable, InvoiceState, Meaning, Methods
@@ -46,7 +47,16 @@ from kaipiao.platform.outcomes import (
     Throttled,
     Unavailable,
 )
-from kaipiao.platform.protocol import ListOutcome, PlatformInvoice, RedRequest
+from kaipiao.platform.protocol import (
+    FILE_KINDS,
+    FilesOutcome,
+    FilesRefused,
+    InvoiceFile,
+    InvoiceFiles,
+    ListOutcome,
+    PlatformInvoice,
+    RedRequest,
+)
 
 PRODUCTION_URL = "https://sdk.nuonuo.com/open/v1/services"
 SANDBOX_URL = "https://sandbox.nuonuocs.cn/open/v1/services"
@@ -92,8 +102,10 @@ class NuonuoPlatform:
         config: NuonuoConfig | None = None,
         settings: HttpSettings | None = None,
         clock: Callable[[], datetime] = utcnow,
+        downloader: FileDownloader | None = None,
     ) -> None:
         self.account = account
+        self.downloader = downloader
         self.config = config or NuonuoConfig()
         self.settings = settings or HttpSettings()
         self.clock = clock
@@ -116,6 +128,8 @@ class NuonuoPlatform:
         return self._session
 
     async def aclose(self) -> None:
+        if self.downloader is not None:
+            await self.downloader.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -261,6 +275,37 @@ class NuonuoPlatform:
         if isinstance(issued, _Reply):
             return Pending(poll_after_s=self.config.poll_after_s)
         return issued
+
+    async def fetch_files(
+        self, invoice_number: str, *, serial_no: str, seller_tax_id: str,
+        seller_region: str | None = None,
+    ) -> FilesOutcome:  # fmt: skip
+        """The query result's `pdfUrl` and `xmlUrl`, downloaded through the file downloader
+        (outbound policy, host allowlist, size cap, timeout: `platform/downloads.py`)."""
+        if self.downloader is None:
+            return FilesRefused("no file downloads are configured for Nuonuo")
+        try:
+            answer = await self._call(self.config.methods.query, bodies.query_body(serial_no))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return Unavailable(f"query failed: {type(exc).__name__}")
+        reply = self._reply(answer)
+        if reply is None or self.config.codes.meaning(reply.code) is not Meaning.OK:
+            return Unavailable(f"unexpected query answer {answer.status}")
+        items = reply.result if isinstance(reply.result, list) else []
+        item = next((i for i in items if isinstance(i, dict)
+                     and bodies.invoice_number(i) == invoice_number), None)  # fmt: skip
+        if item is None:
+            return NotFound()
+        files = []
+        for kind in FILE_KINDS:
+            url = item.get(f"{kind}Url")
+            if not isinstance(url, str) or not url:
+                return NotFound()  # not made yet
+            got = await self.downloader.get(url)
+            if not isinstance(got, bytes):
+                return got
+            files.append(InvoiceFile(kind, got))
+        return InvoiceFiles(tuple(files))
 
     async def list_issued(
         self, seller_tax_id: str, issued_from: datetime, issued_to: datetime, page: int = 1
