@@ -105,6 +105,24 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao seller list": Recipe("seller list", expect="platform nuonuo"),
     "kaipiao seller list [--json]": Recipe("seller list --json", expect='"platform": "nuonuo"'),
     "kaipiao operator-key": Recipe("operator-key", expect="kp_"),
+    # -- keys (a spare seller's, so the world's demo key keeps working) --------------------------
+    "kaipiao seller key list SELLER_ID": Recipe("seller key list {spare_seller}"),
+    "kaipiao seller key rotate SELLER_ID": Recipe("seller key rotate {spare_seller}",
+                                                  expect="kp_"),
+    "kaipiao seller key rotate SELLER_ID [--overlap-hours H]":
+        Recipe("seller key rotate {spare_seller} --overlap-hours 1", expect="kp_"),
+    "kaipiao seller key revoke SELLER_ID": Recipe("seller key revoke {spare_seller}"),
+    "kaipiao seller webhook-secret rotate SELLER_ID":
+        Recipe("seller webhook-secret rotate {spare_seller}"),
+    "kaipiao operator key create": Recipe("operator key create", expect="kp_"),
+    "kaipiao operator key list": Recipe("operator key list"),
+    "kaipiao operator key rotate": Recipe("operator key rotate", expect="kp_"),
+    "kaipiao operator key revoke KEY_ID": Recipe("operator key revoke --help", "help",
+                                                 note="revoking: tests/integration/test_hostile_api.py"),
+    "kaipiao seller key rotate": help_of("seller key rotate"),
+    "kaipiao seller key revoke": help_of("seller key revoke"),
+    "kaipiao seller webhook-secret rotate": help_of("seller webhook-secret rotate"),
+    "kaipiao operator key revoke": help_of("operator key revoke"),
     # -- invoices: the operator's path ---------------------------------------------------------------
     "kaipiao invoices list": Recipe("invoices list", expect="{issued_id}"),
     "kaipiao invoices list --status attention":
@@ -165,6 +183,32 @@ RECIPES: dict[str, Recipe] = {
         Recipe("purge --archive {tmp}/archive-2 --dry-run"),
     "kaipiao purge --archive /archive/2015": Recipe("purge --archive {tmp}/archive-2"),
     "kaipiao purge --archive DIR": Recipe("purge --archive {tmp}/archive-1"),
+    # -- backup, restore (into a file of its own), recovery --------------------------------------
+    "kaipiao backup": help_of("backup"),
+    "kaipiao restore": help_of("restore"),
+    "kaipiao backup FILE": Recipe("backup {tmp}/world.backup"),
+    "kaipiao restore FILE --platform-url URL [--database-url …]":
+        Recipe("restore {tmp}/world.backup --platform-url {sandbox} "
+               "--database-url sqlite:///{tmp}/restored.db", note="a copy, not the world's store"),
+    "kaipiao reconcile --recover --since T":
+        Recipe("reconcile --recover --since {since} --platform-url {sandbox}"),
+    # The recovery drills build PostgreSQL clusters: they run in tests/e2e/test_recovery_drills.py
+    # with these flags; here their flags are checked against the command (`--help` last).
+    "kaipiao drill db-failover [--sync]": Recipe("drill db-failover --sync --help", "help"),
+    "kaipiao drill restore": Recipe("drill restore --help", "help"),
+    "kaipiao drill db-failover --sync --duration 60 --promote-after 5 --html failover.html":
+        Recipe("drill db-failover --sync --duration 60 --promote-after 5 --html "
+               "{tmp}/failover.html --help", "help"),
+    "kaipiao drill db-failover --duration 60": Recipe("drill db-failover --duration 60 --help",
+                                                      "help"),
+    "kaipiao drill db-failover --sync --duration 60":
+        Recipe("drill db-failover --sync --duration 60 --help", "help"),
+    "kaipiao drill db-failover --duration 20": Recipe("drill db-failover --duration 20 --help",
+                                                      "help"),
+    "kaipiao drill restore --duration 30": Recipe("drill restore --duration 30 --help", "help"),
+    "kaipiao drill restore --duration 20": Recipe("drill restore --duration 20 --help", "help"),
+    "kaipiao drill restore --database-url postgresql://127.0.0.1:5432/test":
+        Recipe("drill restore --database-url {pg} --help", "help"),
     # -- load, drills and sizing (shortened) ---------------------------------------------------------
     "kaipiao bench URL --api-key K --rate R":
         Recipe("bench {serve} --api-key {key} --rate 10 --duration 1", note="1 s of load"),
@@ -289,6 +333,18 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_session_url: str) -> Iter
     )  # fmt: skip
     try:
         key = kaipiao("seller", "demo-key", cwd=cwd).stdout.strip()
+        spare = json.loads(
+            kaipiao(
+                "seller",
+                "add",
+                "--name",
+                "戊公司",
+                "--tax-id",
+                valid_tax_id("91310115MA0000005"),
+                "--json",
+                cwd=cwd,
+            ).stdout
+        )
         [demo] = json.loads(kaipiao("seller", "list", "--json", cwd=cwd).stdout)
         attention, *others = [post_invoice(serve, key, f"DOCS-{n}") for n in range(3)]
         issue_behind_kaipiaos_back(sandbox, attention, demo["tax_id"])
@@ -315,7 +371,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_session_url: str) -> Iter
         nab = write_corpus(cwd)
         values = {
             "tmp": str(cwd), "data": str(cwd / "kaipiao-data"), "sandbox": sandbox.url,
-            "nab": str(nab),
+            "nab": str(nab), "spare_seller": spare["seller_id"],
             "serve": serve.url, "key": key, "pg": pg, "attention_id": attention["id"],
             "issued_id": others[0]["id"], "tomorrow": (now + timedelta(days=1)).date().isoformat(),
             "since": (now - timedelta(hours=1)).isoformat(timespec="seconds"),

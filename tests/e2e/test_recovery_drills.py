@@ -51,6 +51,7 @@ def test_db_failover_keeps_every_acknowledged_invoice_and_issues_each_once(
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.full_length  # 90 s: `scripts/test -m full_length tests/e2e/test_recovery_drills.py`
 def test_db_failover_sync_for_a_minute_meets_the_issue_bounds(tmp_path: Path) -> None:
     code, report, output = drill(tmp_path, "db-failover", "--sync", duration="60")
     assert code == 0, output
