@@ -138,8 +138,25 @@ def test_network_policy_lets_out_only_dns_the_database_and_the_platform(
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert [r["ports"][0]["port"] for r in policy["ingress"]] == ["http", "metrics"]
     egress = [sorted(p["port"] for p in rule["ports"]) for rule in policy["egress"]]
-    assert egress == [[53, 53], [5432], [443]]
+    assert egress == [[53, 53], [5432], [443], [6379]]  # the last: the shared rate limit's Redis
     assert policy["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
+
+
+def test_the_shared_rate_limit_reaches_every_pod_only_when_set(
+    defaults: list[dict[str, Any]], all_on: list[dict[str, Any]]
+) -> None:
+    for _, pod in pod_templates(all_on):
+        for container in pod["containers"]:
+            assert env_of(container)["KAIPIAO_RATE_LIMIT_URL"] == "redis://kaipiao-redis:6379/0"
+    for _, pod in pod_templates(defaults):
+        for container in pod["containers"]:
+            assert "KAIPIAO_RATE_LIMIT_URL" not in env_of(container)
+    default_egress = one(defaults, "NetworkPolicy")["spec"]["egress"]
+    assert [sorted(p["port"] for p in rule["ports"]) for rule in default_egress] == [
+        [53, 53],
+        [5432],
+        [443],
+    ]
 
 
 def test_existing_secret_replaces_the_charts_own() -> None:

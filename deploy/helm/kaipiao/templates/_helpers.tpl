@@ -103,6 +103,10 @@ volumeMounts:
   value: "false"
 - name: KAIPIAO_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+{{- with .Values.rateLimit.redisUrl }}
+- name: KAIPIAO_RATE_LIMIT_URL
+  value: {{ . | quote }}
+{{- end }}
 {{- range $name, $value := .Values.config }}
 - name: {{ $name }}
   value: {{ $value | quote }}
