@@ -2,7 +2,7 @@
 sandbox process (tests/e2e/docs_commands.py reads them from the markdown).
 
 `RECIPES` says how each documented command is run: its placeholders filled from a prepared world
-(a SQLite data directory with the demo seller, issued invoices, one in `attention`, two signed
+(a SQLite data directory with a seller, issued invoices, one in `attention`, two signed
 checkpoints; PostgreSQL for the commands that name it; the sandbox process as the platform), and
 long runs shortened. A documented command missing from the table fails the test, so new docs come
 with their recipe; a recipe must keep the documented subcommand and every documented flag, so it
@@ -73,7 +73,8 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao seller add": help_of("seller add"),
     # -- the store and sellers ---------------------------------------------------------------------
     "kaipiao migrate": Recipe("migrate"),
-    "kaipiao seller demo-key": Recipe("seller demo-key", expect="{key}"),
+    "kaipiao seller demo-key": Recipe("seller demo-key --data-dir {quick}/kaipiao-data",
+                                      expect="kp_", note="where the quick start's serve ran"),
     "kaipiao seller add --name N --tax-id T [--quota QPS]":
         Recipe("seller add --name 乙公司 --tax-id {tax_id_1} --quota 20", expect="kp_"),
     "kaipiao seller add --name N --tax-id T [--region R] [--quota QPS] [--invoice-limit AMOUNT] "
@@ -189,9 +190,15 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao backup FILE": Recipe("backup {tmp}/world.backup"),
     "kaipiao restore FILE --platform-url URL [--database-url …]":
         Recipe("restore {tmp}/world.backup --platform-url {sandbox} "
-               "--database-url sqlite:///{tmp}/restored.db", note="a copy, not the world's store"),
+               "--database-url sqlite:///{tmp}/restored.db", exit=1,
+               expect="the ledger is rolled back to event",
+               note="into a copy. Recovery lists every seller: the world's two Nuonuo sellers "
+               "have no reachable platform here, so it names them and exits 1 (the whole path: "
+               "tests/e2e/test_recovery_drills.py)"),
     "kaipiao reconcile --recover --since T":
-        Recipe("reconcile --recover --since {since} --platform-url {sandbox}"),
+        Recipe("reconcile --recover --since {since} --platform-url {sandbox}", exit=1,
+               expect="platform unreachable for seller",
+               note="as restore's recovery: the Nuonuo sellers are named, nothing is dropped"),
     # The recovery drills build PostgreSQL clusters: they run in tests/e2e/test_recovery_drills.py
     # with these flags; here their flags are checked against the command (`--help` last).
     "kaipiao drill db-failover [--sync]": Recipe("drill db-failover --sync --help", "help"),
@@ -331,23 +338,23 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_session_url: str) -> Iter
         [*KAIPIAO, "serve", "--port", "0", "--platform-url", sandbox.url, "--no-workers"],
         cwd / "serve.log", READY["serve"], env=clean_env(), cwd=cwd,
     )  # fmt: skip
+    # The README's quick start in a directory of its own: serve with its in-process sandbox
+    # makes the demo seller there (a serve on another platform makes none).
+    quick = cwd / "quickstart"
+    quick.mkdir()
+    start_process([*KAIPIAO, "serve", "--port", "0"], quick / "serve.log", READY["serve"],
+                  env=clean_env(), cwd=quick).stop()  # fmt: skip
     try:
-        key = kaipiao("seller", "demo-key", cwd=cwd).stdout.strip()
-        spare = json.loads(
-            kaipiao(
-                "seller",
-                "add",
-                "--name",
-                "戊公司",
-                "--tax-id",
-                valid_tax_id("91310115MA0000005"),
-                "--json",
-                cwd=cwd,
-            ).stdout
-        )
-        [demo] = json.loads(kaipiao("seller", "list", "--json", cwd=cwd).stdout)
+        tax_id = valid_tax_id("91310110MA0000009")
+
+        def add_seller(name: str, tax_id: str) -> dict[str, str]:
+            added = kaipiao("seller", "add", "--name", name, "--tax-id", tax_id, "--json", cwd=cwd)
+            return dict(json.loads(added.stdout))
+
+        key = add_seller("甲公司", tax_id)["api_key"]
+        spare = add_seller("戊公司", valid_tax_id("91310115MA0000005"))
         attention, *others = [post_invoice(serve, key, f"DOCS-{n}") for n in range(3)]
-        issue_behind_kaipiaos_back(sandbox, attention, demo["tax_id"])
+        issue_behind_kaipiaos_back(sandbox, attention, tax_id)
         flagged = kaipiao("reconcile", "--platform-url", sandbox.url, cwd=cwd, check=False)
         assert flagged.returncode == 1 and attention["id"] in flagged.stdout, flagged.stdout
         worker = start_process([*KAIPIAO, "worker", "--platform-url", sandbox.url],
@@ -371,7 +378,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_session_url: str) -> Iter
         nab = write_corpus(cwd)
         values = {
             "tmp": str(cwd), "data": str(cwd / "kaipiao-data"), "sandbox": sandbox.url,
-            "nab": str(nab), "spare_seller": spare["seller_id"],
+            "nab": str(nab), "spare_seller": spare["seller_id"], "quick": str(quick),
             "serve": serve.url, "key": key, "pg": pg, "attention_id": attention["id"],
             "issued_id": others[0]["id"], "tomorrow": (now + timedelta(days=1)).date().isoformat(),
             "since": (now - timedelta(hours=1)).isoformat(timespec="seconds"),

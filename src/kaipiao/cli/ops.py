@@ -74,6 +74,8 @@ def reconcile(
             typer.echo(f"  recovered {line}")
         for line in found.contradictions:
             typer.echo(f"  attention {line}")
+        for seller_id in found.unreachable:  # never silent: exit 1 says some were not compared
+            typer.echo(f"  platform unreachable for seller {seller_id}", err=True)
         raise typer.Exit(1 if found.unreachable or found.contradictions else 0)
     report = run_db(settings, lambda db: reconcile_once(settings, db, url, since=start))
     typer.echo(f"checked {report.checked}, settled {report.settled}, "
