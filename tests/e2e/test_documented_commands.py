@@ -229,9 +229,10 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao plan --invoices-per-day N … --helm-values":
         Recipe("plan --invoices-per-day 50000 --helm-values", expect="replicas"),
     "kaipiao plan --from-history": Recipe(
-        "plan --from-history", exit=1, expect="no whole hour of intake",
-        note="the world's intake is all in this hour; tests/integration/test_status.py "
-        "forecasts from stored history"),
+        "plan --from-history --data-dir {quick}/kaipiao-data", exit=1,
+        expect="no whole hour of intake",
+        note="the quick start's store has no intake yet (the world's would depend on the clock's "
+        "hour); tests/integration/test_status.py forecasts from stored history"),
     "kaipiao drill slow-platform --duration 36 --rate 20":
         Recipe(f"drill slow-platform {SHORT_DRILL}", expect="all invariants hold"),
     "kaipiao drill failure-spike --duration 36 --rate 20":
