@@ -8,17 +8,20 @@ Nothing here runs at import time, and nothing here opens a connection until it i
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Awaitable, Callable
 
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.early_warning import EarlyWarning
 from kaipiao.engine.notify import Notifier
+from kaipiao.engine.webhooks import WebhookSender
 from kaipiao.engine.worker import WorkerConfig
 from kaipiao.ledger.signing import Signer
 from kaipiao.platform.http import HttpPlatform, HttpSettings
 from kaipiao.platform.nuonuo import NuonuoConfig, NuonuoPlatform
 from kaipiao.platform.nuonuo.codes import CodeTable, Methods
+from kaipiao.platform.outbound import OutboundPolicy, parse_networks
 from kaipiao.platform.protocol import TaxPlatform
 from kaipiao.platform.router import PlatformRouter, UnresolvedAccount
 from kaipiao.services import providers
@@ -33,8 +36,33 @@ from kaipiao.warn.telemetry import CallSeries, RateSeries
 def database_for(settings: Settings, *, linger_s: float = 0.0) -> Database:
     """The configured store; the default SQLite file's data directory is created if missing."""
     if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return Database(settings.resolved_database_url(), linger_s=linger_s)
+
+
+PRIVATE_FILES = 0o600
+PRIVATE_DIRS = 0o700
+
+
+def loose_files(settings: Settings, most: int = 2000) -> list[str]:
+    """What in the data directory (and the configured key files) others than the owner may
+    read: the database holds webhook secrets and buyers' details, the key files sign and
+    decrypt. kaipiao creates everything 0600 / 0700 (the CLI's umask is 077); this finds what
+    an older version, a restore or an operator left looser. Nothing is changed."""
+    found: list[str] = []
+    paths = [settings.data_dir, settings.ledger_key_path(), settings.secrets_key_path()]
+    if settings.data_dir.is_dir():
+        paths += sorted(settings.data_dir.rglob("*"))[:most]
+    for path in dict.fromkeys(paths):
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue
+        if stat.S_ISLNK(mode):
+            continue
+        if mode & 0o077:
+            found.append(f"{path} is {stat.S_IMODE(mode):04o}")
+    return found
 
 
 def signer_for(settings: Settings) -> Signer:
@@ -151,3 +179,9 @@ def platform_for(settings: Settings, url: str, db: Database) -> PlatformRouter:
         return NuonuoPlatform(account, nuonuo_config(settings), http)
 
     return PlatformRouter(HttpPlatform(url, http), resolve)
+
+
+def webhook_sender(settings: Settings, db: Database) -> WebhookSender:
+    """The webhook sender, its requests under the deployment's outbound policy."""
+    policy = OutboundPolicy(parse_networks(settings.outbound_allow_networks))
+    return WebhookSender(db, utcnow, policy=policy)

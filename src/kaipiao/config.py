@@ -14,6 +14,7 @@ first use, so two replicas can never each invent a key of their own.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -65,6 +66,38 @@ class Settings(BaseSettings):
     intake_rate_per_s: Annotated[float, Field(gt=0)] = 200.0
     intake_burst: Annotated[int, Field(ge=1)] = 400
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    rate_limit_url: str | None = Field(
+        default=None,
+        description="redis://HOST:PORT/DB holding the per-key rate limit shared by every API "
+        "replica; default: each process limits on its own (right for one process only).",
+    )
+    rate_limit_lease: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=10,
+        description="Tokens a replica takes from the shared bucket at a time (fewer Redis calls; "
+        "unspent ones lapse after a second).",
+    )
+    auth_failure_burst: Annotated[int, Field(ge=1)] = Field(
+        default=20, description="Failed authentications allowed per source address at once."
+    )
+    auth_failure_rate_per_s: Annotated[float, Field(gt=0)] = Field(
+        default=0.5, description="… and refilled at this rate; beyond it: 429 without a lookup."
+    )
+    header_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="A connection must send a request's headers within this."
+    )
+    body_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="A request's whole body must arrive within this."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated networks whose X-Forwarded-For / -Proto are believed "
+        "(your load balancer's); default: none, the peer address is the client.",
+    )
+    outbound_allow_networks: str = Field(
+        default="",
+        description="Comma-separated private networks that webhooks (and any call a seller "
+        "steers) may reach, e.g. an on-premise receiver; default: public addresses only.",
+    )
     demo_seller: bool = True
     workers: bool = Field(default=True, description="Run the issuing workers in `serve`.")
     lease_s: Annotated[float, Field(gt=1)] = 15.0
@@ -202,6 +235,28 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("warn_notify_url must be an http:// or https:// URL")
         return value
+
+    @field_validator("trusted_proxies", "outbound_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a CIDR network") from None
+        return value
+
+    @field_validator("rate_limit_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("rate_limit_url must be redis://…, rediss://… or unix://…")
+        return value
+
+    def networks(self, field: str) -> tuple[str, ...]:
+        """A comma-separated networks setting as a tuple of CIDR strings."""
+        text: str = getattr(self, field)
+        return tuple(part.strip() for part in text.split(",") if part.strip())
 
     @field_validator("data_dir")
     @classmethod

@@ -23,19 +23,21 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from kaipiao.api.app import create_app
+from kaipiao.api.connections import GuardedHttpToolsProtocol
 from kaipiao.bootstrap import (
     checkpoint_job,
     database_for,
     early_warning_for,
+    loose_files,
     platform_for,
     signer_for,
+    webhook_sender,
     worker_config,
 )
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.engine.early_warning import EarlyWarning, WarningObserver
 from kaipiao.engine.notify import Notifier
-from kaipiao.engine.webhooks import WebhookSender
 from kaipiao.engine.worker import HEARTBEAT_S, Worker
 from kaipiao.observability import logs
 from kaipiao.observability.metrics import Metrics
@@ -66,11 +68,24 @@ def configure_logging(level: str) -> None:
 def run_process(
     process: Callable[[Settings], Coroutine[Any, Any, None]], settings: Settings
 ) -> None:
-    """Run `serve` or `run_worker` to its end in this process, with logging configured and the
-    fast event loop installed."""
+    """Run `serve` or `run_worker` to its end in this process, with logging configured, the
+    fast event loop installed, and everything it creates private to its user (umask 077)."""
+    os.umask(0o077)
     configure_logging(settings.log_level)
+    warn_loose_files(settings)
     install_event_loop()
     asyncio.run(process(settings))
+
+
+def warn_loose_files(settings: Settings) -> None:
+    """Warn at start about data files others may read (see `bootstrap.loose_files`)."""
+    loose = loose_files(settings)
+    for line in loose[:20]:
+        log.warning("readable by others (want 0600 files, 0700 directories): %s", line)
+    if loose:
+        print(f"warning: {len(loose)} file(s) in the data directory are readable by others "
+              f"(e.g. {loose[0]}); run: chmod -R go-rwx {settings.data_dir}",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -98,7 +113,7 @@ async def run_worker(settings: Settings) -> None:
         server, _ = start_http_server(settings.metrics_port, settings.host, metrics.registry)
         port = server.server_address[1]
         print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
-    senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
+    senders = asyncio.create_task(webhook_sender(settings, db).run(stop))
     warner = asyncio.create_task(early.run(stop)) if early else None
     try:
         await worker.run(stop)
@@ -255,18 +270,26 @@ async def serve(settings: Settings) -> None:
     sandbox: SandboxServer | None = None
     platform_url = settings.platform_url
     if platform_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         state = SandboxState(
             faults=PROFILES["normal"], journal_path=settings.data_dir / "sandbox.jsonl"
         )
         sandbox = SandboxServer(state, "127.0.0.1", 0)
         await sandbox.start()
         platform_url = sandbox.url
-    demo = await ensure_demo_seller(db, settings.data_dir) if settings.demo_seller else None
+    # The demo seller exists for the quick start only: with the in-process sandbox, never
+    # against a real platform.
+    with_demo = settings.demo_seller and sandbox is not None
+    demo = await ensure_demo_seller(db, settings.data_dir) if with_demo else None
     app = create_app(settings, db)
+    proxies = list(settings.networks("trusted_proxies"))
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
-        access_log=False, lifespan="off",
+        access_log=False, lifespan="off", http=GuardedHttpToolsProtocol.with_timeout(
+            settings.header_timeout_s),
+        # X-Forwarded-For is believed only from the configured proxies (uvicorn's default
+        # trusts 127.0.0.1, which let a local proxy defeat a seller's allowed networks).
+        proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
     )  # fmt: skip
     # The server's end is the process's stop signal; SIGTERM drains it first.
     server = _Server(config)
@@ -283,10 +306,10 @@ async def serve(settings: Settings) -> None:
         where = "in-process sandbox" if sandbox else "configured platform"
         print(f"  platform: {platform_url} ({where})", flush=True)
         if demo is not None:
-            print(
-                f"  demo seller {demo.seller_id}; try:\n    {curl_example(base, demo.api_key)}",
-                flush=True,
-            )
+            # The key itself is printed only by the explicit command (`seller demo-key`).
+            key = "$(kaipiao seller demo-key" + _data_dir_flag(settings) + ")"
+            print(f"  demo seller {demo.seller_id}; try:\n    {curl_example(base, key)}",
+                  flush=True)  # fmt: skip
     stop = asyncio.Event()
     worker_task: asyncio.Task[None] | None = None
     background: list[asyncio.Task[None]] = []
@@ -300,7 +323,7 @@ async def serve(settings: Settings) -> None:
             background.append(asyncio.create_task(early.run(stop)))
         print(f"  workers:  {worker.owner}", flush=True)
     checkpoints = asyncio.create_task(checkpoint_job(settings, db, signer).run(stop))
-    senders = asyncio.create_task(WebhookSender(db, utcnow).run(stop))
+    senders = asyncio.create_task(webhook_sender(settings, db).run(stop))
     poller = asyncio.create_task(poll_status(app, db, stop))
     reconciler = asyncio.create_task(
         ReconcileJob(db, platform, utcnow, every_s=settings.reconcile_every_s).run(stop)
@@ -318,9 +341,15 @@ async def serve(settings: Settings) -> None:
         for job in background:
             await job
         await platform.aclose()
+        await app.state.rate_limiter.aclose()
         if sandbox is not None:
             await sandbox.stop()
         await db.dispose()
+
+
+def _data_dir_flag(settings: Settings) -> str:
+    default = Settings.model_fields["data_dir"].default
+    return "" if settings.data_dir == default else f" --data-dir {settings.data_dir}"
 
 
 def curl_example(base_url: str, api_key: str) -> str:
@@ -331,7 +360,7 @@ def curl_example(base_url: str, api_key: str) -> str:
         '"tax_rate": "0.06"}]}'
     )
     return (
-        f"curl -s {base_url}/v1/invoices -H 'Authorization: Bearer {api_key}' "
+        f'curl -s {base_url}/v1/invoices -H "Authorization: Bearer {api_key}" '
         f"-H 'Content-Type: application/json' -d '{body}'"
     )
 

@@ -23,6 +23,7 @@ from kaipiao.engine.retry import RetryPolicy
 from kaipiao.engine.webhooks import WebhookConfig, WebhookSender
 from kaipiao.engine.worker import Worker
 from kaipiao.platform.http import HttpPlatform, HttpSettings
+from kaipiao.platform.outbound import OutboundPolicy, parse_networks
 from kaipiao.services import cancellation, intake
 from kaipiao.services.invoice_request import InvoiceCreate
 from kaipiao.services.reconcile import reconcile
@@ -33,6 +34,10 @@ from kaipiao.store.tables import invoices
 from tests.engine_support import FAST, accept, all_invoices
 from tests.factories import SELLER_TAX_ID, invoice_body
 from tests.processes import Running
+
+# The receivers these tests start listen on loopback, which the outbound policy refuses unless
+# the operator allows it (KAIPIAO_OUTBOUND_ALLOW_NETWORKS): these tests allow it explicitly.
+LOOPBACK_ALLOWED = OutboundPolicy(parse_networks("127.0.0.0/8"))
 
 
 @dataclass
@@ -81,7 +86,10 @@ async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
     cancelled = await cancellation.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
     assert cancelled.status is Status.CANCELLED
     sender = WebhookSender(
-        database, utcnow, WebhookConfig(backoff=RetryPolicy(base_s=0.05, cap_s=0.1))
+        database,
+        utcnow,
+        WebhookConfig(backoff=RetryPolicy(base_s=0.05, cap_s=0.1)),
+        policy=LOOPBACK_ALLOWED,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
@@ -104,6 +112,7 @@ async def test_a_terminal_change_is_delivered_signed_and_retried_until_accepted(
     expected = hmac.new(new.seller.webhook_secret.encode(), f"{stamp}.".encode() + last["body"],
                         hashlib.sha256).hexdigest()  # fmt: skip
     assert last["headers"]["Kaipiao-Signature"] == f"v1={expected}"
+    assert new.seller.webhook_secret.startswith("whsec_")
     payload = json.loads(last["body"])
     assert payload["type"] == "invoice.cancelled" and payload["invoice"]["id"] == invoice_id
     # The body carries the invoice's one public document, times in the API's `Z` form.
@@ -120,11 +129,12 @@ async def test_a_delivery_is_given_up_only_after_the_retry_window(
     invoice_id = await _accept_with_callback(database, new.seller, "HOOK-2", receiver.url)
     await cancellation.cancel_invoice(database, new.seller, invoice_id, now=utcnow())
     sender = WebhookSender(
-        database, utcnow, WebhookConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.02))
+        database,
+        utcnow,
+        WebhookConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.02)),
+        policy=LOOPBACK_ALLOWED,
     )
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session:
+    async with LOOPBACK_ALLOWED.session(5.0) as session:
         for _ in range(3):
             await sender.send_due(session)
             await asyncio.sleep(0.05)

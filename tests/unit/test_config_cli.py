@@ -37,6 +37,7 @@ def test_invalid_settings_are_refused() -> None:
 COMMANDS = {
     "version": (), "serve": (), "worker": (), "migrate": (), "status": (), "reconcile": (),
     "operator-key": (), "purge": (), "sandbox": (), "plan": (), "bench": (), "drill": (),
+    "backup": (), "restore": (), "operator": ("key",),
     "seller": ("add", "list", "demo-key"),
     "invoices": ("list", "show", "requeue"),
     "ledger": ("verify", "checkpoint", "public-key", "check-proof", "check-consistency"),

@@ -11,14 +11,18 @@ from fastapi import FastAPI
 
 from kaipiao import __version__
 from kaipiao.api import problems
+from kaipiao.api.admin_routes import router as admin_router
 from kaipiao.api.auth import KeyCache
-from kaipiao.api.guards import ASGIApp, BodyGuard, Observe, RateLimiter, Receive, Scope, Send
+from kaipiao.api.guards import ASGIApp, BodyGuard, Observe, Receive, Scope, Send
 from kaipiao.api.intake_path import IntakePath
 from kaipiao.api.routes import router
 from kaipiao.clock import utcnow
 from kaipiao.config import Settings
 from kaipiao.observability.metrics import Metrics
+from kaipiao.platform.outbound import OutboundPolicy, parse_networks
+from kaipiao.services.tree_cache import TreeCache
 from kaipiao.store.database import Database
+from kaipiao.store.rate_limit import LocalRateLimiter, RateLimiter, rate_limiter_for
 
 log = logging.getLogger("kaipiao.api")
 DESCRIPTION = """kaipiao accepts invoice (fapiao) requests, stores each durably before answering,
@@ -43,9 +47,14 @@ class KaipiaoApp(FastAPI):
 
 
 def create_app(
-    settings: Settings, database: Database, *, clock: Callable[[], object] = utcnow
+    settings: Settings,
+    database: Database,
+    *,
+    clock: Callable[[], object] = utcnow,
+    rate_limiter: RateLimiter | None = None,
 ) -> KaipiaoApp:
-    """Build the API around an existing database handle (nothing connects here)."""
+    """Build the API around an existing database handle (nothing connects here). The per-seller
+    rate limiter is the one the settings name (`rate_limiter_for`) unless one is given."""
     app = KaipiaoApp(
         title="kaipiao",
         version=__version__,
@@ -65,7 +74,15 @@ def create_app(
     app.state.clock = clock
     app.state.metrics = metrics
     app.state.key_cache = KeyCache()
-    app.state.rate_limiter = RateLimiter(settings.intake_rate_per_s, settings.intake_burst)
+    app.state.rate_limiter = rate_limiter or rate_limiter_for(
+        settings.rate_limit_url, settings.intake_rate_per_s, settings.intake_burst,
+        settings.rate_limit_lease,
+    )  # fmt: skip
+    app.state.auth_failures = LocalRateLimiter(
+        settings.auth_failure_rate_per_s, settings.auth_failure_burst
+    )
+    app.state.outbound = OutboundPolicy(parse_networks(settings.outbound_allow_networks))
+    app.state.tree_cache = TreeCache()
     app.state.idempotency_ttl = timedelta(days=settings.idempotency_ttl_days)
 
     def on_problem(problem: problems.Problem) -> None:
@@ -74,6 +91,7 @@ def create_app(
 
     problems.install(app, on_problem)
     app.include_router(router)
+    app.include_router(admin_router)
 
     def refused(code: str) -> None:
         metrics.intake_refused.labels(code).inc()
@@ -88,8 +106,10 @@ def create_app(
 
     # The intake path answers every request it is given; FastAPI behind it is never reached.
     intake = IntakePath(super(KaipiaoApp, app).__call__, state=app.state, on_problem=on_problem)
-    guarded = BodyGuard(intake, max_bytes=settings.max_body_bytes, on_refuse=refused)
+    limits = {"max_bytes": settings.max_body_bytes, "on_refuse": refused,
+              "body_timeout_s": settings.body_timeout_s}  # fmt: skip
+    guarded = BodyGuard(intake, **limits)  # type: ignore[arg-type]
     app.intake = Observe(guarded, on_done=on_done, on_crash=on_crash)
-    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, on_refuse=refused)
+    app.add_middleware(BodyGuard, **limits)  # type: ignore[arg-type]
     app.add_middleware(Observe, on_done=on_done, on_crash=on_crash)
     return app

@@ -1,19 +1,24 @@
-"""Guard rails in front of the routes: body size and type, per-key rate limit, caller networks.
+"""Guard rails in front of the routes: path and query text, body size, type and time, caller
+networks, and the outermost layer that times every request and answers what nothing else did.
 
 The body guard is plain ASGI so an oversized body is refused while it streams in, before any of
-it is parsed. Refusals are counted by code (see `kaipiao.api.app`), so an operator can tell an
+it is parsed. (Per-seller rate limits are in `kaipiao.store.rate_limit`.) Refusals are counted
+by code (see `kaipiao.api.app`), so an operator can tell an
 attack from a rule that blocks good traffic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.requests import ClientDisconnect
 
 from kaipiao.observability import logs
 
@@ -26,49 +31,108 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _BODY_METHODS = {b"POST", b"PUT", b"PATCH"}
 
 
-class _TooLarge(Exception):
-    pass
+class ClientGone(Exception):
+    """The client went away before its request was read: nobody to answer, and no fault of
+    ours or of the store (counted as 499, never as a 5xx)."""
+
+
+def _problem_body(status: int, code: str, detail: str) -> bytes:
+    return json.dumps(
+        {"type": f"/problems/{code}", "title": detail, "status": status, "code": code,
+         "detail": detail}
+    ).encode()  # fmt: skip
+
+
+def text_problem(scope: Scope) -> str | None:
+    """Why the request's path or query cannot be accepted as text, or None: a NUL (PostgreSQL's
+    text cannot hold one), another control character, or percent-escapes that are not UTF-8.
+    Checked before any route, so no store ever sees such a value."""
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    for part, name in ((raw_path, "path"), (scope.get("query_string", b""), "query")):
+        try:
+            text = unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return f"the {name} is not valid UTF-8"
+        if _CONTROL.search(text):
+            return f"the {name} contains a control character (such as NUL)"
+    return None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BodyGuard:
-    """Refuse bodies over `max_bytes` (413) and non-JSON bodies on write methods (415)."""
+    """In front of every route: refuse a path or query that is not valid text (400), a body
+    over `max_bytes` (413, whether announced by Content-Length or sent chunked), a non-JSON
+    body on write methods (415), and a body that takes longer than `body_timeout_s` (408).
 
-    def __init__(self, app: ASGIApp, max_bytes: int, on_refuse: Callable[[str], None]) -> None:
+    The body is read here, whole, before the route sees it: so a chunked body over the limit is
+    a 413 on every route, and a client that writes its whole body before reading the answer
+    (urllib, http.client) gets the 413 rather than a reset: up to `drain_bytes` of an oversized
+    body are read and dropped first. A client that sent `Expect: 100-continue` is answered at
+    once, before it sends the body."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        on_refuse: Callable[[str], None],
+        body_timeout_s: float = 30.0,
+        drain_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.on_refuse = on_refuse
+        self.body_timeout_s = body_timeout_s
+        self.drain_bytes = drain_bytes
 
-    async def _refuse(self, send: Send, status: int, code: str, detail: str) -> None:
+    async def _refuse(self, send: Send, status: int, code: str, detail: str,
+                      close: bool = False) -> None:  # fmt: skip
         self.on_refuse(code)
-        body = json.dumps(
-            {
-                "type": f"/problems/{code}",
-                "title": detail,
-                "status": status,
-                "code": code,
-                "detail": detail,
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        body = _problem_body(status, code, detail)
+        headers = [(b"content-type", b"application/problem+json"),
+                   (b"content-length", str(len(body)).encode())]  # fmt: skip
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    async def _drain(self, receive: Receive, seen: int, deadline: float) -> None:
+        """Read and drop what is left of a refused body, up to `drain_bytes` in all."""
+        more = True
+        while more and seen <= self.drain_bytes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                message = await asyncio.wait_for(receive(), left)
+            except TimeoutError:
+                return
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            more = message.get("more_body", False)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"].encode() not in _BODY_METHODS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = text_problem(scope)
+        if problem is not None:
+            await self._refuse(send, 400, "invalid_text", problem)
+            return
+        if scope["method"].encode() not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
+        too_large = f"body over {self.max_bytes} bytes"
+        deadline = time.monotonic() + self.body_timeout_s
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(send, 413, "payload_too_large", f"body over {self.max_bytes} bytes")
+            expects = headers.get(b"expect", b"").lower() == b"100-continue"
+            if not expects and int(length) <= self.drain_bytes:
+                await self._drain(receive, 0, deadline)
+            await self._refuse(send, 413, "payload_too_large", too_large, close=True)
             return
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         has_body = length not in (None, b"0") or b"transfer-encoding" in headers
@@ -77,62 +141,39 @@ class BodyGuard:
         ):
             await self._refuse(send, 415, "unsupported_media_type", "send application/json")
             return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
+        more = True
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                await self._refuse(send, 408, "request_timeout",
+                                   f"the body did not arrive within {self.body_timeout_s:g} s",
+                                   close=True)  # fmt: skip
+                return
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            more = message.get("more_body", False)
+            if seen > self.max_bytes:
+                if more:
+                    await self._drain(receive, seen, deadline)
+                await self._refuse(send, 413, "payload_too_large", too_large, close=True)
+                return
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        replayed = False
 
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(
-                    send, 413, "payload_too_large", f"body over {self.max_bytes} bytes"
-                )
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    stamp: float
-
-
-class RateLimiter:
-    """A token bucket per API key, in this process: `rate` requests/s, bursts of `burst`."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
-        self.rate = rate
-        self.burst = float(burst)
-        self.clock = clock
-        self._buckets: dict[str, _Bucket] = {}
-
-    def acquire(self, key: str) -> float | None:
-        """None if allowed (one token spent), else seconds until a token is available."""
-        now = self.clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) > 100_000:
-                self._buckets.clear()  # bounded memory under a flood of distinct keys
-            bucket = self._buckets[key] = _Bucket(self.burst, now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
-        bucket.stamp = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return None
-        return (1 - bucket.tokens) / self.rate
+        await self.app(scope, replay, send)
 
 
 def network_allowed(address: str | None, allowed: tuple[str, ...]) -> bool:
@@ -197,6 +238,10 @@ class Observe:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except (ClientGone, ClientDisconnect):
+            # Nobody to answer; not a server error (and not "store unavailable").
+            if not response_started:
+                status = 499
         except Exception as exc:
             if response_started:
                 raise

@@ -19,9 +19,10 @@ from pydantic_core import to_json
 from starlette.responses import JSONResponse
 
 from kaipiao.api.auth import admit_seller, authenticate
-from kaipiao.api.guards import ASGIApp, Receive, Scope, Send
+from kaipiao.api.guards import ASGIApp, ClientGone, Receive, Scope, Send
 from kaipiao.api.problems import Problem, problem_response, to_problem
 from kaipiao.domain.sellers import Seller
+from kaipiao.platform.outbound import OutboundRefused
 from kaipiao.services import intake
 from kaipiao.services.invoice_request import InvoiceCreate
 
@@ -41,7 +42,7 @@ async def _body(receive: Receive) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ConnectionError("the client went away")
+            raise ClientGone
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -82,6 +83,17 @@ async def accept_invoice(
 ) -> tuple[int, dict[str, Any]]:
     """Hand a parsed request to intake, count it, and say what to answer: 202 and the new
     invoice, or 200 and the existing one (shared with the FastAPI route)."""
+    if create.callback_url is not None:
+        # 403, not 422: the URL is well-formed (the schema checked that); the deployment's
+        # outbound policy refuses its destination.
+        try:
+            create.callback_url = state.outbound.check_submission(create.callback_url)
+        except OutboundRefused as exc:
+            raise Problem(
+                "callback_url_not_allowed",
+                f"callback_url: {exc.detail}",
+                errors=[{"loc": ["callback_url"], "msg": exc.detail, "code": exc.reason}],
+            ) from None
     accepted = await intake.submit_invoice(
         state.database,
         seller,
@@ -136,9 +148,10 @@ class IntakePath:
 
     async def _accept(self, scope: Scope, body: bytes) -> _Json:
         state = self.state
-        who = await authenticate(state, _header(scope, b"authorization") or "")
         client = scope.get("client")
-        seller = admit_seller(state, who, client[0] if client else None)
+        address = client[0] if client else None
+        who = await authenticate(state, _header(scope, b"authorization") or "", address)
+        seller = await admit_seller(state, who, address)
         key = _header(scope, b"idempotency-key")
         if key is not None and not 1 <= len(key) <= MAX_KEY:
             raise Problem(

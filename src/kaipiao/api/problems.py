@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from kaipiao.domain.errors import DomainError, InvalidInvoice
 from kaipiao.services.errors import ServiceError
@@ -25,10 +26,13 @@ MEDIA_TYPE = "application/problem+json"
 STATUS: dict[str, int] = {
     "malformed_json": 400,
     "invalid_cursor": 400,
+    "invalid_text": 400,
     "unauthorized": 401,
     "network_not_allowed": 403,
     "forbidden": 403,
     "not_found": 404,
+    "seller_not_found": 404,
+    "key_not_found": 404,
     "method_not_allowed": 405,
     "order_conflict": 409,
     "idempotency_key_reused": 409,
@@ -42,9 +46,13 @@ STATUS: dict[str, int] = {
     "exceeds_reversible": 409,
     "invalid_reason": 422,
     "invalid_reverse_line": 422,
+    "callback_url_not_allowed": 403,
+    "invalid_overlap": 422,
+    "request_timeout": 408,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,
+    "auth_rate_limited": 429,
     "internal_error": 500,
     "ledger_broken": 500,
     "no_checkpoint": 503,
@@ -57,6 +65,7 @@ TITLES: dict[int, str] = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Payload too large",
     415: "Unsupported media type",
@@ -122,6 +131,8 @@ def from_validation(items: Sequence[Any]) -> Problem:
         loc = [p for p in item.get("loc", ()) if p != "body"]
         if kind == "extra_forbidden" and code == "invalid_request":
             code = "unknown_field"
+        if kind == "invalid_amount" and code == "invalid_request":
+            code = "invalid_amount"  # the decimal grammar, as the domain's own amount checks
         errors.append({"loc": loc, "msg": item.get("msg", ""), "code": kind})
     detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
     return Problem(code, detail or "invalid request", status=422, errors=errors)
@@ -141,7 +152,9 @@ def to_problem(exc: BaseException) -> Problem | None:
         return from_validation(exc.errors(include_url=False))
     if isinstance(exc, StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return Problem(code, str(exc.detail), status=exc.status_code)
+        # 405 carries `Allow` (RFC 9110 §15.5.6): Starlette puts it on the exception.
+        return Problem(code, str(exc.detail), status=exc.status_code,
+                       headers=dict(exc.headers or {}))  # fmt: skip
     if is_store_down(exc):
         # The database (or the network to it) is down or restarting: a retryable 503.
         log.warning("store unavailable: %s", exc)
@@ -152,6 +165,19 @@ def to_problem(exc: BaseException) -> Problem | None:
     return None
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def install(app: FastAPI, on_problem: Callable[[Problem], None]) -> None:
     """Register the handlers that turn every expected error into a problem document."""
 
@@ -159,6 +185,8 @@ def install(app: FastAPI, on_problem: Callable[[Problem], None]) -> None:
         problem = to_problem(exc)
         if problem is None:
             raise exc
+        if problem.status == 405:
+            problem.headers["Allow"] = _allowed_methods(app, request)
         on_problem(problem)
         return problem_response(problem, request.url.path)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,7 +36,11 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-AUTH = (401, 403, 429, 500, 503)
+AUTH = (400, 401, 403, 429, 500, 503)  # 400: a path or query that is not valid text
+# Path and query text: no control characters (the guard refuses them with 400 invalid_text
+# before any route; the schema says so, so generated clients and fuzzers know).
+TEXT = r"^[^\x00-\x1f\x7f]*$"
+InvoiceId = Annotated[str, Path(pattern=TEXT)]
 MAX_SEQ = 2**63 - 1  # the ledger's sequence numbers are 64-bit
 router = APIRouter()
 
@@ -68,7 +72,7 @@ async def create_invoice(
     responses=_problems(404, 422, *AUTH),
     tags=["invoices"],
 )
-async def get_invoice(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
+async def get_invoice(invoice_id: InvoiceId, seller: SellerDep, request: Request) -> JSONResponse:
     """One invoice with its current status."""
     invoice = await invoices.get_invoice(request.app.state.database, seller, invoice_id)
     return JSONResponse(render_invoice(invoice))
@@ -83,10 +87,10 @@ async def get_invoice(invoice_id: str, seller: SellerDep, request: Request) -> J
 async def list_invoices(
     seller: SellerDep,
     request: Request,
-    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    order_id: Annotated[str | None, Query(max_length=64, pattern=TEXT)] = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=64, pattern=TEXT)] = None,
 ) -> JSONResponse:
     """This seller's invoices, newest first; pass `next_cursor` back as `cursor`."""
     page, next_cursor = await invoices.list_invoices(
@@ -104,7 +108,9 @@ async def list_invoices(
     responses={202: {"model": InvoicePublic}, **_problems(404, 409, 422, *AUTH)},
     tags=["invoices"],
 )
-async def cancel_invoice(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
+async def cancel_invoice(
+    invoice_id: InvoiceId, seller: SellerDep, request: Request
+) -> JSONResponse:
     """Cancel an invoice the platform does not have yet (202 if a call may be in flight)."""
     state = request.app.state
     invoice = await cancellation.cancel_invoice(
@@ -144,7 +150,7 @@ class ReverseCreate(BaseModel):
     tags=["invoices"],
 )
 async def reverse_invoice(
-    invoice_id: str, body: ReverseCreate, seller: SellerDep, request: Request
+    invoice_id: InvoiceId, body: ReverseCreate, seller: SellerDep, request: Request
 ) -> JSONResponse:
     """Queue a red-letter invoice against an issued one, for all or part; answers with it."""
     state = request.app.state
@@ -161,7 +167,9 @@ async def reverse_invoice(
     responses=_problems(404, 422, *AUTH),
     tags=["invoices"],
 )
-async def invoice_webhooks(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
+async def invoice_webhooks(
+    invoice_id: InvoiceId, seller: SellerDep, request: Request
+) -> JSONResponse:
     """Webhook deliveries for this invoice: pending, delivered or failed, with each one's last
     answer (status code or error) and attempts."""
     deliveries = await invoices.webhook_deliveries(request.app.state.database, seller, invoice_id)
@@ -173,10 +181,11 @@ async def invoice_webhooks(invoice_id: str, seller: SellerDep, request: Request)
     responses=_problems(404, 422, *AUTH),
     tags=["ledger"],
 )
-async def invoice_proof(invoice_id: str, seller: SellerDep, request: Request) -> JSONResponse:
+async def invoice_proof(invoice_id: InvoiceId, seller: SellerDep, request: Request) -> JSONResponse:
     """The invoice's ledger events with inclusion proofs to the latest signed checkpoint;
     check it offline with `kaipiao ledger check-proof FILE --public-key KEY`."""
-    doc = await ledger.inclusion_proof(request.app.state.database, invoice_id, seller.id)
+    state = request.app.state
+    doc = await ledger.inclusion_proof(state.database, invoice_id, seller.id, state.tree_cache)
     return JSONResponse(doc)
 
 
@@ -193,7 +202,8 @@ async def ledger_consistency(
 ) -> JSONResponse:
     """Proof that the signed tree of `first` events is a prefix of the signed tree of `second`
     (both must be checkpoint sizes); check it with `kaipiao ledger check-consistency`."""
-    doc = await ledger.consistency_proof(request.app.state.database, first, second)
+    state = request.app.state
+    doc = await ledger.consistency_proof(state.database, first, second, state.tree_cache)
     return JSONResponse(doc)
 
 

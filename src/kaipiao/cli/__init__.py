@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from kaipiao import __version__
-from kaipiao.cli import backup, drill, invoices, ledger, ops, run, sellers
+from kaipiao.cli import backup, drill, invoices, keys, ledger, ops, run, sellers
 from kaipiao.cli.shared import exit_code, explain
 from kaipiao.cli.warn import warn_app
 
@@ -63,7 +63,9 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Everything kaipiao creates (database, WAL, keys, logs,
+    checkpoints, archives) is private to its user: files 0600, directories 0700."""
+    os.umask(0o077)
     try:
         app()
     except KeyboardInterrupt:
@@ -84,6 +86,9 @@ app.command()(ops.plan)
 app.command()(ops.bench)
 app.command()(drill.drill)
 app.add_typer(sellers.seller_app, name="seller")
+sellers.seller_app.add_typer(keys.seller_key_app, name="key")
+sellers.seller_app.add_typer(keys.webhook_secret_app, name="webhook-secret")
+app.add_typer(keys.operator_app, name="operator")
 app.add_typer(invoices.invoices_app, name="invoices")
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(ledger.archive_app, name="archive")

@@ -100,7 +100,8 @@ def seller_add(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Register a seller and print its API key (shown once; only a hash is stored).
+    """Register a seller and print its API key and webhook signing secret (shown once; only a
+    hash of the key is stored).
 
     With --platform nuonuo the seller issues through its own Nuonuo account; its app secret and
     token are stored encrypted with the deployment's secrets key, or as env:NAME references."""
@@ -124,10 +125,12 @@ def seller_add(
 
     created = run_db(settings, add, migrate=True)
     if as_json:
-        typer.echo(json.dumps({"seller_id": created.seller.id, "api_key": created.api_key}))
+        typer.echo(json.dumps({"seller_id": created.seller.id, "api_key": created.api_key,
+                               "webhook_secret": created.seller.webhook_secret}))  # fmt: skip
     else:
         typer.echo(f"seller {created.seller.id} ({created.seller.name}, {tax_id})")
         typer.echo(f"API key (shown once, store it now): {created.api_key}")
+        typer.echo(f"webhook signing secret (shown once): {created.seller.webhook_secret}")
 
 
 @seller_app.command("list")

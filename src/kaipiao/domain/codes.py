@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-TAX_CODE = re.compile(r"\d{19}")
-INVOICE_NUMBER = re.compile(r"\d{20}")
+# [0-9], not \d: \d also matches full-width and Arabic-Indic digits, which no platform accepts.
+TAX_CODE = re.compile(r"[0-9]{19}")
+INVOICE_NUMBER = re.compile(r"[0-9]{20}")
 SERIAL_NO = re.compile(r"[0-9A-Za-z]{1,20}")
 
 # GB/T 2260 province-level codes of the mainland tax bureaus.

@@ -36,6 +36,12 @@ class Metrics:
             "Requests refused, by problem code (auth, rate limit, network, validation, …).",
             ["code"], registry=r,
         )  # fmt: skip
+        self.auth_failures = Counter(
+            "kaipiao_auth_failures_total",
+            "Failed authentications: `refused` (unknown, expired or revoked key, looked up) and "
+            "`limited` (429 for the source address, not looked up).",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.http_duration = Histogram(
             "kaipiao_http_request_duration_seconds",
             "HTTP request latency by route template, method and status (its _count counts "

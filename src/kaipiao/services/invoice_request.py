@@ -2,15 +2,19 @@
 the input of intake, shared by the API, the naive gateway, benches and tests.
 
 Decimals travel as strings: a JSON number would pass through a float somewhere on the way, and
-money must not. Integers are accepted; floats are refused with a clear message.
+money must not. Integers are accepted (and must fit the same grammar); floats are refused with a
+clear message. The grammar and every bound the API enforces are in the schema (OpenAPI).
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic_core import PydanticCustomError
 
 from kaipiao.domain.errors import FieldProblem, InvalidInvoice
 from kaipiao.domain.invoice import (
@@ -27,28 +31,57 @@ def _unset(value: Any) -> bool:
     return value is None
 
 
-def _decimal_text(value: Any) -> Decimal:
-    if isinstance(value, (bool, float)):
-        raise ValueError('send decimal values as strings, e.g. "12.50"')
-    if isinstance(value, int):
+# One grammar for every decimal field: ASCII digits, an optional fraction, nothing else (no
+# exponent, sign where not allowed, spaces, underscores, or non-ASCII digits, all of which
+# Python's Decimal() would take). Bounded in length, so no value can overflow a computation.
+UNSIGNED = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"
+SIGNED = r"^-?[0-9]{1,15}(\.[0-9]{1,12})?$"
+POSITIVE = r"^(0*[1-9][0-9]{0,14}(\.[0-9]{1,12})?|0{1,15}\.[0-9]{0,11}[1-9][0-9]{0,11})$"
+"""Positive (quantity > 0): at least one non-zero digit; still ASCII and bounded."""
+MAX_DECIMAL_TEXT = 29
+
+
+def _decimal_text(pattern: str) -> Callable[[Any], Decimal]:
+    grammar = re.compile(pattern, re.ASCII)
+
+    def parse(value: Any) -> Decimal:
+        if isinstance(value, (bool, float)):
+            raise ValueError('send decimal values as strings, e.g. "12.50"')
+        if isinstance(value, int):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError("expected a decimal string")
+        if len(value) > MAX_DECIMAL_TEXT or not grammar.fullmatch(value):
+            raise PydanticCustomError(
+                "invalid_amount", "{value} is not a decimal of the form {pattern}",
+                {"value": repr(value[:40]), "pattern": pattern},
+            )  # fmt: skip
         return Decimal(value)
-    if not isinstance(value, str):
-        raise ValueError("expected a decimal string")
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal number") from None
-    if not number.is_finite():
-        raise ValueError("decimal values must be finite")
-    return number
+
+    return parse
 
 
-DecimalStr = Annotated[
-    Decimal,
-    BeforeValidator(_decimal_text),
-    PlainSerializer(str, return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}),
-]
+def _schema(pattern: str, description: str) -> Any:
+    return Field(
+        description=description,
+        json_schema_extra={"type": "string", "pattern": pattern, "maxLength": MAX_DECIMAL_TEXT},
+    )
+
+
+_AS_TEXT = PlainSerializer(str, return_type=str, when_used="json")
+Quantity = Annotated[
+    Decimal, BeforeValidator(_decimal_text(POSITIVE)), _AS_TEXT,
+    _schema(POSITIVE, "greater than 0; at most 8 decimal places"),
+]  # fmt: skip
+Price = Annotated[
+    Decimal, BeforeValidator(_decimal_text(UNSIGNED)), _AS_TEXT,
+    _schema(UNSIGNED, "0 or more, below 10^12; at most 8 decimal places"),
+]  # fmt: skip
+Stated = Annotated[
+    Decimal, BeforeValidator(_decimal_text(SIGNED)), _AS_TEXT,
+    _schema(SIGNED, "if stated, must equal the computed value"),
+]  # fmt: skip
+DecimalStr = Stated
 Text = Annotated[str, Field(max_length=200)]
 
 
@@ -80,8 +113,8 @@ class LineCreate(_In):
     spec: Text | None = None
     unit: Annotated[str, Field(max_length=20)] | None = None
     # Required on goods lines (the domain says so with invalid_amount); a discount line has none.
-    quantity: DecimalStr | None = None
-    unit_price: DecimalStr | None = None
+    quantity: Quantity | None = None
+    unit_price: Price | None = None
     tax_rate: Annotated[
         str,
         Field(
@@ -90,8 +123,8 @@ class LineCreate(_In):
         ),
     ]
     price_includes_tax: bool = False
-    amount: DecimalStr | None = Field(default=None, description="if stated, must match")
-    tax: DecimalStr | None = Field(default=None, description="if stated, must match")
+    amount: Stated | None = None
+    tax: Stated | None = None
     # New fields are left out of the canonical form while unset, so that a request sent before
     # they existed keeps its hash (and its idempotent replay).
     discount: DecimalStr | None = Field(
@@ -135,7 +168,18 @@ class InvoiceCreate(_In):
     buyer: BuyerCreate
     lines: Annotated[list[LineCreate], Field(min_length=1, max_length=2000)]
     remark: Annotated[str, Field(max_length=200)] | None = None
-    callback_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://")] | None = None
+    callback_url: (
+        Annotated[
+            str,
+            Field(
+                max_length=2048,
+                pattern=r"^https?://[^\s/?#@]+([/?#][^\s]*)?$",
+                description="http(s) URL of a public receiver; checked again (address, no "
+                "redirects) at each delivery",
+            ),
+        ]
+        | None
+    ) = None
     order_ids: Annotated[list[OrderId], Field(min_length=2, max_length=100)] | None = Field(
         default=None,
         exclude_if=_unset,

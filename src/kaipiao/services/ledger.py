@@ -20,6 +20,7 @@ from kaipiao.ledger.chain import GENESIS, Event, check_link, event_hash, time_te
 from kaipiao.ledger.signing import Checkpoint, Signer, key_id, verify_checkpoint
 from kaipiao.services.errors import NotFound, ServiceError
 from kaipiao.services.recovery import lost_heads
+from kaipiao.services.tree_cache import TreeCache
 from kaipiao.store import ledger as repo
 from kaipiao.store.database import Conn, Database
 from kaipiao.store.events import events_for
@@ -152,9 +153,11 @@ def event_document(row: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def inclusion_proof(db: Database, invoice_id: str, seller_id: str) -> dict[str, Any]:
+async def inclusion_proof(db: Database, invoice_id: str, seller_id: str,
+                          cache: TreeCache | None = None) -> dict[str, Any]:  # fmt: skip
     """An invoice's events with their audit paths to the latest signed checkpoint; events not
-    yet covered by a checkpoint are listed under `pending`."""
+    yet covered by a checkpoint are listed under `pending`. With a `cache` (the API's), only
+    events since the cached tree are read."""
 
     def load(conn: Conn) -> tuple[bool, list[dict[str, Any]], Checkpoint | None]:
         owned = get_invoice(conn, invoice_id, seller_id=seller_id) is not None
@@ -165,12 +168,13 @@ async def inclusion_proof(db: Database, invoice_id: str, seller_id: str) -> dict
         raise NotFound(f"no invoice {invoice_id}")
     if checkpoint is None:
         raise ServiceError("no checkpoint has been signed yet; retry shortly", "no_checkpoint")
-    leaves = await _leaves(db, checkpoint.size) if rows else []
+    covered = any(row["seq"] <= checkpoint.size for row in rows)
+    tree = await (cache or TreeCache()).tree(db, checkpoint) if covered else None
     proven, pending = [], []
     for row in rows:
         event = event_document(row)
-        if row["seq"] <= checkpoint.size:
-            path = merkle.inclusion_proof(leaves, row["seq"] - 1)
+        if tree is not None and row["seq"] <= checkpoint.size:
+            path = tree.path(row["seq"] - 1)
             proven.append({**event, "path": [p.hex() for p in path]})
         else:
             pending.append(event)
@@ -180,13 +184,16 @@ async def inclusion_proof(db: Database, invoice_id: str, seller_id: str) -> dict
     }  # fmt: skip
 
 
-async def consistency_proof(db: Database, first: int, second: int) -> dict[str, Any]:
+async def consistency_proof(
+    db: Database, first: int, second: int, cache: TreeCache | None = None
+) -> dict[str, Any]:
     """Two signed checkpoints and the proof that the first tree is a prefix of the second."""
     a = await db.read(lambda conn: repo.checkpoint_at(conn, first))
     b = await db.read(lambda conn: repo.checkpoint_at(conn, second))
     if a is None or b is None or first > second:
         raise NotFound(f"no checkpoints of sizes {first} ≤ {second}")
-    proof = merkle.consistency_proof(await _leaves(db, second), first)
+    leaves = await cache.leaves(db, second) if cache is not None else await _leaves(db, second)
+    proof = merkle.consistency_proof(leaves, first)
     return {"first": a.to_json(), "second": b.to_json(), "proof": [p.hex() for p in proof]}
 
 

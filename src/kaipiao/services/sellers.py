@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,12 +15,9 @@ from kaipiao.domain.money import decimal_places
 from kaipiao.domain.sellers import Seller
 from kaipiao.services import ids
 from kaipiao.services.errors import Conflict, ServiceError
+from kaipiao.services.keys import hash_key, new_webhook_secret
 from kaipiao.store import sellers as repo
 from kaipiao.store.database import Conn, Database
-
-
-def hash_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +74,7 @@ async def add_seller(
         invoice_limit=invoice_limit,
         tax_id_check=tax_id_check,
         allowed_networks=allowed_networks,
-        webhook_secret=secrets.token_hex(32),
+        webhook_secret=new_webhook_secret(),
         created_at=now,
         max_lines=max_lines,
         limit_includes_tax=limit_includes_tax,
@@ -122,10 +117,10 @@ async def platforms(db: Database) -> dict[str, str]:
     return await db.read(repo.platforms)
 
 
-async def authenticate(db: Database, api_key: str) -> repo.Principal | None:
-    return await principal_for(db, hash_key(api_key))
+async def authenticate(db: Database, api_key: str, now: datetime) -> repo.Principal | None:
+    return await principal_for(db, hash_key(api_key), now)
 
 
-async def principal_for(db: Database, key_hash: str) -> repo.Principal | None:
+async def principal_for(db: Database, key_hash: str, now: datetime) -> repo.Principal | None:
     """Who holds the API key of this hash (`hash_key`), or None if no live key has it."""
-    return await db.read(lambda conn: repo.find_principal(conn, key_hash))
+    return await db.read(lambda conn: repo.find_principal(conn, key_hash, now))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.credit_code import CheckMode
@@ -23,6 +23,20 @@ class Principal:
     key_id: str
     seller: Seller | None
     is_admin: bool
+    expires_at: datetime | None = None  # the old key's end after a rotation
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """An API key as an operator sees it: never the key, only its id and first characters."""
+
+    id: str
+    seller_id: str | None
+    prefix: str
+    is_admin: bool
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
 
 
 def _seller(row: Any) -> Seller:
@@ -83,17 +97,78 @@ def insert_api_key(
     )
 
 
-def find_principal(conn: Connection, key_hash: str) -> Principal | None:
-    query = (
-        select(api_keys.c.id.label("key_id"), api_keys.c.is_admin.label("key_is_admin"), sellers)
-        .select_from(api_keys.outerjoin(sellers, api_keys.c.seller_id == sellers.c.id))
-        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+def _live(now: datetime) -> Any:
+    return (api_keys.c.revoked_at.is_(None)) & (
+        or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now)
     )
+
+
+def find_principal(conn: Connection, key_hash: str, now: datetime) -> Principal | None:
+    """Who holds the live (not revoked, not expired at `now`) key with this hash."""
+    query = (
+        select(
+            api_keys.c.id.label("key_id"), api_keys.c.is_admin.label("key_is_admin"),
+            api_keys.c.expires_at.label("key_expires_at"), sellers,
+        )
+        .select_from(api_keys.outerjoin(sellers, api_keys.c.seller_id == sellers.c.id))
+        .where(api_keys.c.key_hash == key_hash, _live(now))
+    )  # fmt: skip
     row = (conn.execute(query)).first()
     if row is None:
         return None
     seller = _seller(row) if row.tax_id is not None else None
-    return Principal(key_id=row.key_id, seller=seller, is_admin=bool(row.key_is_admin))
+    return Principal(
+        key_id=row.key_id, seller=seller, is_admin=bool(row.key_is_admin),
+        expires_at=row.key_expires_at,
+    )  # fmt: skip
+
+
+def list_keys(conn: Connection, *, seller_id: str | None, admin: bool) -> list[KeyInfo]:
+    """A seller's keys (`seller_id`), or the operator keys (`admin`), oldest first."""
+    where = api_keys.c.is_admin.is_(True) if admin else api_keys.c.seller_id == seller_id
+    rows = conn.execute(select(api_keys).where(where).order_by(api_keys.c.created_at))
+    return [
+        KeyInfo(r.id, r.seller_id, r.prefix, bool(r.is_admin), r.created_at, r.expires_at,
+                r.revoked_at)
+        for r in rows
+    ]  # fmt: skip
+
+
+def expire_keys(conn: Connection, *, seller_id: str | None, until: datetime, now: datetime) -> int:
+    """End a seller's live keys (None: the operator keys) at `until`, unless they end sooner."""
+    c = api_keys.c
+    owner = c.is_admin.is_(True) if seller_id is None else c.seller_id == seller_id
+    later = or_(c.expires_at.is_(None), c.expires_at > until)
+    result = conn.execute(update(api_keys).where(owner, _live(now), later).values(expires_at=until))
+    return int(result.rowcount)
+
+
+def revoke_keys(
+    conn: Connection, *, now: datetime, seller_id: str | None = None, key_id: str | None = None
+) -> list[str]:
+    """Revoke one key (`key_id`) or every live key of a seller; the ids revoked."""
+    where = api_keys.c.id == key_id if key_id is not None else api_keys.c.seller_id == seller_id
+    if key_id is not None and seller_id is not None:
+        where = where & (api_keys.c.seller_id == seller_id)
+    ids = [r.id for r in conn.execute(select(api_keys.c.id).where(where, _live(now)))]
+    if ids:
+        conn.execute(update(api_keys).where(api_keys.c.id.in_(ids)).values(revoked_at=now))
+    return ids
+
+
+def set_webhook_secret(
+    conn: Connection, seller_id: str, secret: str, previous_until: datetime
+) -> bool:
+    """Make `secret` the seller's webhook secret; the old one signs too until `previous_until`."""
+    result = conn.execute(
+        update(sellers)
+        .where(sellers.c.id == seller_id)
+        .values(
+            webhook_secret_previous=sellers.c.webhook_secret,
+            webhook_secret_previous_until=previous_until, webhook_secret=secret,
+        )
+    )  # fmt: skip
+    return bool(result.rowcount)
 
 
 def list_sellers(conn: Connection) -> list[Seller]:

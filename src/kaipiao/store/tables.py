@@ -52,6 +52,9 @@ sellers = Table(
     # is split into several invoices (kaipiao.domain.split).
     Column("max_lines", Integer, nullable=True),
     Column("limit_includes_tax", Boolean, nullable=False, server_default="0"),
+    # The secret before the last rotation: deliveries are signed with both until then.
+    Column("webhook_secret_previous", String(64), nullable=True),
+    Column("webhook_secret_previous_until", UtcDateTime, nullable=True),
 )
 
 # A seller's own provider account (absent: the deployment's default platform). `settings` is
@@ -75,6 +78,7 @@ api_keys = Table(
     Column("is_admin", Boolean, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),  # set on the old key by a rotation
 )
 
 invoices = Table(

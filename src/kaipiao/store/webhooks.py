@@ -45,13 +45,18 @@ class Delivery:
     body: str
     attempts: int
     created_at: datetime
-    secret: str
+    secrets: tuple[str, ...]  # the seller's secret, then the previous one during a rotation
 
 
 def claim_due(conn: Connection, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
     """Due deliveries, held for `lease` (pushed into the future) so no other sender takes them."""
     query = (
-        select(webhook_deliveries, sellers.c.webhook_secret)
+        select(
+            webhook_deliveries,
+            sellers.c.webhook_secret,
+            sellers.c.webhook_secret_previous,
+            sellers.c.webhook_secret_previous_until,
+        )
         .join(sellers, sellers.c.id == webhook_deliveries.c.seller_id)
         .where(
             webhook_deliveries.c.status == "pending", webhook_deliveries.c.next_attempt_at <= now
@@ -69,9 +74,16 @@ def claim_due(conn: Connection, now: datetime, limit: int, lease: timedelta) -> 
             .values(next_attempt_at=now + lease)
         )
     return [
-        Delivery(r.id, r.event_id, r.url, r.body, r.attempts, r.created_at, r.webhook_secret)
+        Delivery(r.id, r.event_id, r.url, r.body, r.attempts, r.created_at, _secrets(r, now))
         for r in rows
     ]
+
+
+def _secrets(row: Any, now: datetime) -> tuple[str, ...]:
+    until = row.webhook_secret_previous_until
+    if row.webhook_secret_previous and until is not None and until > now:
+        return (row.webhook_secret, row.webhook_secret_previous)
+    return (row.webhook_secret,)
 
 
 def record(
