@@ -37,8 +37,8 @@ def test_invalid_settings_are_refused() -> None:
 COMMANDS = {
     "version": (), "serve": (), "worker": (), "migrate": (), "status": (), "reconcile": (),
     "operator-key": (), "purge": (), "sandbox": (), "plan": (), "bench": (), "drill": (),
-    "backup": (), "restore": (), "operator": ("key",),
-    "seller": ("add", "list", "demo-key"),
+    "backup": (), "restore": (), "operator": ("key", "add", "list", "disable"),
+    "seller": ("add", "list", "demo-key", "key", "webhook-secret"),
     "invoices": ("list", "show", "requeue"),
     "ledger": ("verify", "checkpoint", "public-key", "check-proof", "check-consistency"),
     "archive": ("verify",),
