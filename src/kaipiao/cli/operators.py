@@ -65,9 +65,7 @@ def operator_list(
 
 
 @operator_app.command("disable")
-def operator_disable(
-    name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None
-) -> None:
+def operator_disable(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Disable an operator; their console sessions end at once."""
     from kaipiao.clock import utcnow
     from kaipiao.services import operators

@@ -108,6 +108,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "not_verified": ("本进程尚未校验", "Not verified by this process yet"),
     "ok": ("通过", "OK"),
     "language": ("English", "中文"),
+    "invoice": ("发票", "Invoice"),
+    "response_0": ("无事件", "no incident"),
+    "response_1": ("内部处理", "handled internally"),
+    "response_2": ("2 小时内响应", "respond within 2 hours"),
+    "response_3": ("30 分钟内响应", "respond within 30 minutes"),
+    "pause_refresh": ("暂停自动刷新", "Pause auto-refresh"),
     "skip": ("跳到正文", "Skip to content"),
 }
 

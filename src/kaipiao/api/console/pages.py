@@ -58,7 +58,7 @@ async def overview(request: Request, session: Viewer) -> HTMLResponse:
     issued = await console.issued_per_minute(state.database, now)
     return page(
         request, "overview.html", session=session, snap=snap, refresh=REFRESH_S,
-        response=status.RESPONSE[snap.level], backlog=backlog, issued=issued,
+        backlog=backlog, issued=issued,
         backlog_series=list(samples), iso=lambda posix: datetime.fromtimestamp(posix, UTC),
     )  # fmt: skip
 
@@ -150,8 +150,13 @@ async def sign_in_page(request: Request) -> HTMLResponse:
     return page(request, "sign_in.html", session=None, problem=None)
 
 
-@router.get("/static/console.css")
-async def stylesheet() -> Response:
-    """The console's one stylesheet."""
-    css = resources.files("kaipiao.api.console").joinpath("static/console.css").read_bytes()
-    return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+STATIC = {"console.css": "text/css", "refresh.js": "text/javascript"}
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    """The console's stylesheet and its one script."""
+    if name not in STATIC:
+        return Response(status_code=404)
+    body = resources.files("kaipiao.api.console").joinpath(f"static/{name}").read_bytes()
+    return Response(body, media_type=STATIC[name], headers={"Cache-Control": "max-age=3600"})
