@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, text, union
+from sqlalchemy import func, literal_column, select, union
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status
@@ -26,7 +26,7 @@ def buyer_field(conn: Connection, field: str) -> Any:
     """The expression the migration indexes (`ix_invoices_buyer_<field>`)."""
     if conn.dialect.name == "sqlite":
         return func.json_extract(invoices.c.buyer, f"$.{field}")
-    return text(f"(invoices.buyer::json ->> '{field}')")
+    return literal_column(f"(invoices.buyer::json ->> '{field}')")
 
 
 def _matching_ids(conn: Connection, query: str) -> Any:
