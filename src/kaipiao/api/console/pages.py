@@ -48,7 +48,7 @@ async def overview(request: Request, session: Viewer) -> HTMLResponse:
     """What is wrong right now."""
     state = request.app.state
     now = state.clock()
-    snap = await status.snapshot(state.database, now)
+    snap = await status.snapshot(state.database, now, with_forecast=False)
     backlog = sum(snap.counts.get(s, 0) for s in ("queued", "issuing", "reversing"))
     samples = _samples(request)
     minute = now.strftime("%H:%M")
