@@ -81,6 +81,9 @@ def run_baseline(database: str, work: Path, connections: int, seconds: float) ->
         server.stop()
 
 
+RATE_LIMIT_URL: str | None = None
+
+
 def run_kaipiao(
     database_url: str | None, work: Path, connections: int, seconds: float
 ) -> dict[str, float]:
@@ -96,6 +99,8 @@ def run_kaipiao(
     key = json.loads(added.stdout)["api_key"]
     env = clean_env(KAIPIAO_INTAKE_RATE_PER_S="1000000", KAIPIAO_INTAKE_BURST="1000000",
                     KAIPIAO_LOG_LEVEL="warning")  # fmt: skip
+    if RATE_LIMIT_URL:  # the per-seller limit shared through Redis (issue 21)
+        env["KAIPIAO_RATE_LIMIT_URL"] = RATE_LIMIT_URL
     command = [
         "taskset",
         "-c",
@@ -130,7 +135,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="each server this many times, interleaved; medians are compared")  # fmt: skip
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--rate-limit-url",
+        default=None,
+        help="redis://… : kaipiao's shared per-seller rate limit on",
+    )
     args = parser.parse_args()
+    global RATE_LIMIT_URL
+    RATE_LIMIT_URL = args.rate_limit_url
     if shutil.which("wrk") is None:
         sys.exit("bench/intake.py needs wrk: apt-get install wrk")
     databases = args.databases.split(",")

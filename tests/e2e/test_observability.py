@@ -3,6 +3,7 @@ Prometheus scraping it that sees the breaker alert go pending when the platform 
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -64,8 +65,10 @@ def test_metrics_and_a_real_prometheus_see_the_breaker_open(
     serve = start_serve(tmp_path, "--platform-url", platform.url)
     prometheus: subprocess.Popen[bytes] | None = None
     try:
-        key = kaipiao("seller", "demo-key", cwd=tmp_path).stdout.strip()
-        headers = {"Authorization": f"Bearer {key}"}
+        # No demo seller against a configured platform (issue 21): register one.
+        added = kaipiao("seller", "add", "--name", "obs", "--tax-id", "91310110666007217T",
+                        "--json", cwd=tmp_path).stdout  # fmt: skip
+        headers = {"Authorization": f"Bearer {json.loads(added)['api_key']}"}
         for i in range(5):
             answer = httpx.post(f"{serve.url}/v1/invoices", json=invoice_body(f"OBS-{i}"),
                                 headers=headers)  # fmt: skip

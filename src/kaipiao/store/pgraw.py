@@ -50,7 +50,7 @@ def json_insert(table: Table, columns: Sequence[str], suffix: str = "") -> str:
         table.c[name]
     names = ", ".join(columns)
     source = f"json_populate_recordset(NULL::{table.name}, $1::json)"
-    sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} {suffix}"  # noqa: S608
+    sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} {suffix}"  # noqa: S608 - names from our Table objects; values bound
     return sql.strip()
 
 

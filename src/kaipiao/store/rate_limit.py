@@ -22,6 +22,7 @@ docs/decisions/0005-shared-rate-limit.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -128,14 +129,33 @@ class RedisRateLimiter:
         self.fallback = LocalRateLimiter(rate, burst, clock)
         self.fallbacks = 0
         self._held: dict[str, tuple[int, float]] = {}  # key → (tokens, lapse time)
+        self._locks: dict[str, asyncio.Lock] = {}
         self._script = client.register_script(_TAKE)
 
-    async def acquire(self, key: str) -> float | None:
-        now = self.clock()
+    def _spend(self, key: str) -> bool:
         held, lapse = self._held.get(key, (0, 0.0))
-        if held > 0 and now < lapse:
+        if held > 0 and self.clock() < lapse:
             self._held[key] = (held - 1, lapse)
+            return True
+        return False
+
+    async def acquire(self, key: str) -> float | None:
+        if self._spend(key):
             return None
+        # One refill per key at a time: concurrent requests that find the lease empty wait for
+        # it rather than each calling Redis (measured: without this, 32 connections made
+        # nearly one call per request and cost a third of intake's throughput).
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) > MAX_BUCKETS:
+                self._locks.clear()
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            if self._spend(key):
+                return None
+            return await self._refill(key)
+
+    async def _refill(self, key: str) -> float | None:
         try:
             granted, wait = await self._script(
                 keys=[self.prefix + key], args=[self.rate, self.burst, self.lease]
@@ -151,7 +171,7 @@ class RedisRateLimiter:
             return float(wait)
         if len(self._held) > MAX_BUCKETS:
             self._held.clear()
-        self._held[key] = (granted - 1, now + LEASE_S)
+        self._held[key] = (granted - 1, self.clock() + LEASE_S)
         return None
 
     async def aclose(self) -> None:
