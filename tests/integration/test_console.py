@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from kaipiao.clock import utcnow
 from kaipiao.domain.lifecycle import Status
-from kaipiao.services import console, operators
+from kaipiao.services import console, operators, sellers
 from kaipiao.services.console import Filters
 from kaipiao.services.errors import Conflict, ServiceError
 from kaipiao.services.operators import SignInLimiter
@@ -200,8 +200,26 @@ async def test_an_admin_manages_sellers_keys_through_the_key_services(api: Api) 
     assert revoked.status_code == 200
     used = await client.get("/v1/invoices", headers={"Authorization": f"Bearer {key.group(1)}"})
     assert used.status_code == 401
+    limits = await client.post(
+        f"/console/sellers/{seller}/limits",
+        headers=headers,
+        data={"csrf": csrf, "quota": "12.5", "networks": "10.0.0.0/8"},
+    )
+    assert limits.status_code == 200 and "10.0.0.0/8" in limits.text
+    bad = await client.post(
+        f"/console/sellers/{seller}/limits",
+        headers=headers,
+        data={"csrf": csrf, "quota": "-1", "networks": ""},
+    )
+    assert bad.status_code == 422 and "quota" in bad.text
+    [changed] = [s for s in await sellers.list_sellers(api.database) if s.id == seller]
+    assert changed.quota_per_s == 12.5 and changed.allowed_networks == ("10.0.0.0/8",)
     audit = await console.operator_actions(api.database, name="root")
-    assert [e["type"] for e in audit] == ["seller_keys_revoked", "seller_key_rotated"]
+    assert [e["type"] for e in audit] == [
+        "seller_limits_set",
+        "seller_keys_revoked",
+        "seller_key_rotated",
+    ]
 
 
 async def test_the_session_cookie_is_secure_over_tls(api: Api) -> None:

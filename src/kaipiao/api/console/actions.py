@@ -102,12 +102,8 @@ async def add_seller(request: Request, session: Admin) -> HTMLResponse:
     """Add a seller (its first key is shown once)."""
     fields = await checked_form(request, session)
     state = request.app.state
-    quota = first(fields, "quota")
+    quota_per_s = _quota(first(fields, "quota"))
     networks = tuple(n.strip() for n in first(fields, "networks").split(",") if n.strip())
-    try:
-        quota_per_s = float(quota) if quota else None
-    except ValueError:
-        raise ServiceError("quota is a number of calls per second", "invalid_quota") from None
     new = await sellers.add_seller(
         state.database, name=first(fields, "name"), tax_id=first(fields, "tax_id"),
         now=state.clock(), region=first(fields, "region") or "31", quota_per_s=quota_per_s,
@@ -117,6 +113,29 @@ async def add_seller(request: Request, session: Admin) -> HTMLResponse:
                          type="seller_added", seller_id=new.seller.id,
                          payload={"name": new.seller.name}, now=state.clock())  # fmt: skip
     return await _keys_page(request, session, (new.seller.id, new.api_key))
+
+
+def _quota(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        raise ServiceError("quota is a number of calls per second", "invalid_quota") from None
+
+
+@router.post("/sellers/{seller_id}/limits", response_class=HTMLResponse)
+async def set_limits(seller_id: str, request: Request, session: Admin) -> HTMLResponse:
+    """Change the seller's quota and allowed networks."""
+    fields = await checked_form(request, session)
+    state = request.app.state
+    quota = _quota(first(fields, "quota"))
+    networks = tuple(n.strip() for n in first(fields, "networks").split(",") if n.strip())
+    await sellers.set_limits(state.database, seller_id, quota_per_s=quota,
+                             allowed_networks=networks)  # fmt: skip
+    await console.record(state.database, by=console.actor(session.operator.name),
+                         type="seller_limits_set", seller_id=seller_id,
+                         payload={"quota_per_s": quota, "allowed_networks": list(networks)},
+                         now=state.clock())  # fmt: skip
+    return await _keys_page(request, session, None)
 
 
 @router.post("/sellers/{seller_id}/rotate", response_class=HTMLResponse)

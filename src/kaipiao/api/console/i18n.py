@@ -94,6 +94,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "quota": ("配额（次/秒）", "Quota (calls/s)"),
     "networks": ("允许的网络（CIDR，逗号分隔）", "Allowed networks (CIDR, comma-separated)"),
     "platform": ("开票平台", "Platform"),
+    "save": ("保存配额与网络", "Save quota and networks"),
     "rotate_key": ("轮换密钥", "Rotate key"),
     "revoke_keys": ("吊销全部密钥", "Revoke all keys"),
     "key_once": ("新 API 密钥（仅显示一次，请立即保存）", "New API key (shown once; store it now)"),
