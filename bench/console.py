@@ -155,7 +155,10 @@ def main() -> None:
 
 def report(base: str, rounds: int, count: int) -> None:
     with httpx.Client(base_url=base, timeout=30, follow_redirects=False) as client:
-        signed = client.post("/console/sign-in", data={"name": "bench", "secret": PASSWORD})
+        token = client.get("/console/sign-in").text.split('name="csrf" value="')[1].split('"')[0]
+        signed = client.post(
+            "/console/sign-in", data={"name": "bench", "secret": PASSWORD, "csrf": token}
+        )
         assert signed.status_code == 303, signed.text
         first = client.get("/console/invoices").text
         cursor = first.split("cursor=")[1].split('"')[0]

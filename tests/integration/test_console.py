@@ -130,6 +130,17 @@ async def test_actions_are_the_clis_and_the_ledger_names_the_operator(api: Api) 
         await console.act(db, "reverse", ids[0], by="console:ops", now=utcnow(), reason="nah")
 
 
+async def sign_in(client: httpx.AsyncClient, name: str, secret: str) -> httpx.Response:
+    """The sign-in form's post, with the token its page set (login CSRF)."""
+    client.cookies.clear()
+    form = await client.get("/console/sign-in")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None
+    return await client.post(
+        "/console/sign-in", data={"name": name, "secret": secret, "csrf": token.group(1)}
+    )
+
+
 def jar(cookie: str) -> dict[str, str]:
     return {"Cookie": f"kaipiao_console={cookie}"}
 
@@ -138,7 +149,7 @@ async def _signed_in(api: Api, name: str, role: str) -> tuple[httpx.AsyncClient,
     await operators.add_operator(api.database, name=name, role=role, now=utcnow(),
                                  password=PASSWORD)  # fmt: skip
     client = api.client
-    answer = await client.post("/console/sign-in", data={"name": name, "secret": PASSWORD})
+    answer = await sign_in(client, name, PASSWORD)
     assert answer.status_code == 303, answer.text
     cookie = answer.cookies["kaipiao_console"]
     client.cookies.clear()  # each request below names its session itself
@@ -227,6 +238,14 @@ async def test_the_session_cookie_is_secure_over_tls(api: Api) -> None:
                                  password=PASSWORD)  # fmt: skip
     transport = httpx.ASGITransport(app=api.app, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="https://kaipiao.test") as tls:
-        answer = await tls.post("/console/sign-in", data={"name": "tls", "secret": PASSWORD})
+        answer = await sign_in(tls, "tls", PASSWORD)
     assert answer.status_code == 303
     assert "secure" in answer.headers["set-cookie"].lower()
+
+
+async def test_sign_in_needs_its_forms_token(api: Api) -> None:
+    await operators.add_operator(api.database, name="csrf", role="viewer", now=utcnow(),
+                                 password=PASSWORD)  # fmt: skip
+    bare = await api.client.post("/console/sign-in", data={"name": "csrf", "secret": PASSWORD})
+    assert bare.status_code == 403 and "kaipiao_console" not in bare.headers.get("set-cookie", "")
+    assert (await sign_in(api.client, "csrf", PASSWORD)).status_code == 303

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kaipiao.api.console.render import page
 from kaipiao.api.console.session import (
     COOKIE,
+    SIGN_IN_COOKIE,
     Admin,
     Operator,
     Viewer,
@@ -20,6 +21,8 @@ from kaipiao.api.console.session import (
     first,
     form,
     is_tls,
+    sign_in_form,
+    sign_in_token_ok,
 )
 from kaipiao.services import console, keys, ledger, operators, sellers
 from kaipiao.services.errors import ServiceError
@@ -37,16 +40,19 @@ async def sign_in(request: Request) -> Response:
     """Check the name and secret (rate-limited per name and address); start a session."""
     state = request.app.state
     fields = await form(request)
+    if not sign_in_token_ok(request, fields):
+        return sign_in_form(request, 403, "csrf")
     name, secret = first(fields, "name"), first(fields, "secret")
     address = request.client.host if request.client else "-"
     if not state.sign_in_limiter.allow(name, address, time.monotonic()):
-        return page(request, "sign_in.html", status=429, session=None, problem="too_many")
+        return sign_in_form(request, 429, "too_many")
     lifetime = timedelta(minutes=state.settings.console_session_minutes)
     session = await operators.sign_in(state.database, name, secret, now=state.clock(),
                                       lifetime=lifetime)  # fmt: skip
     if session is None:
-        return page(request, "sign_in.html", status=401, session=None, problem="bad_sign_in")
+        return sign_in_form(request, 401, "bad_sign_in")
     response = RedirectResponse("/console", status_code=303)
+    response.delete_cookie(SIGN_IN_COOKIE, path="/console")
     response.set_cookie(
         COOKIE, session.cookie, max_age=int(lifetime.total_seconds()), path="/console",
         httponly=True, secure=is_tls(request), samesite="strict",

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from kaipiao.api.console.render import page
-from kaipiao.api.console.session import Viewer, current
+from kaipiao.api.console.session import Viewer, current, sign_in_form
 from kaipiao.domain.lifecycle import Status
 from kaipiao.services import console, ledger, sellers, status
 from kaipiao.services.console import Filters
@@ -143,11 +143,11 @@ async def audit(request: Request, session: Viewer) -> HTMLResponse:
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
-async def sign_in_page(request: Request) -> HTMLResponse:
+async def sign_in_page(request: Request) -> Response:
     """The sign-in form (or the overview, for a signed-in operator)."""
     if await current(request) is not None:
-        return RedirectResponse("/console", status_code=303)  # type: ignore[return-value]
-    return page(request, "sign_in.html", session=None, problem=None)
+        return RedirectResponse("/console", status_code=303)
+    return sign_in_form(request)
 
 
 STATIC = {"console.css": "text/css", "refresh.js": "text/javascript"}

@@ -10,15 +10,19 @@ also carries the session's CSRF token in a form field, compared in constant time
 from __future__ import annotations
 
 import hmac
+import secrets
 from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import Depends, Request
+from fastapi.responses import Response
 
+from kaipiao.api.console.render import page
 from kaipiao.services import operators
 from kaipiao.services.operators import Session
 
 COOKIE = "kaipiao_console"
+SIGN_IN_COOKIE = "kaipiao_sign_in"
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -82,3 +86,19 @@ async def checked_form(request: Request, session: Session) -> dict[str, list[str
 
 def is_tls(request: Request) -> bool:
     return request.url.scheme == "https"
+
+
+def sign_in_form(request: Request, status: int = 200, problem: str | None = None) -> Response:
+    """The sign-in page, with a fresh token in a cookie and in the form (double submit): a page
+    of another site cannot sign the browser in under the attacker's name (login CSRF)."""
+    token = secrets.token_urlsafe(24)
+    response = page(request, "sign_in.html", status=status, session=None, problem=problem,
+                    sign_in_token=token)  # fmt: skip
+    response.set_cookie(SIGN_IN_COOKIE, token, max_age=3600, path="/console", httponly=True,
+                        secure=is_tls(request), samesite="strict")  # fmt: skip
+    return response
+
+
+def sign_in_token_ok(request: Request, fields: dict[str, list[str]]) -> bool:
+    cookie = request.cookies.get(SIGN_IN_COOKIE, "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), first(fields, "csrf").encode())
