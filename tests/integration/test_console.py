@@ -249,3 +249,29 @@ async def test_sign_in_needs_its_forms_token(api: Api) -> None:
     bare = await api.client.post("/console/sign-in", data={"name": "csrf", "secret": PASSWORD})
     assert bare.status_code == 403 and "kaipiao_console" not in bare.headers.get("set-cookie", "")
     assert (await sign_in(api.client, "csrf", PASSWORD)).status_code == 303
+
+
+async def test_an_admin_adds_and_disables_operators(api: Api) -> None:
+    client, who = await _signed_in(api, "boss", "admin")
+    cookie, csrf = who.split("|")
+    headers = jar(cookie)
+    added = await client.post(
+        "/console/operators",
+        headers=headers,
+        data={"csrf": csrf, "name": "newbie", "role": "viewer"},
+    )
+    token = re.search(r'id="new-token">([^<]+)<', added.text)
+    assert added.status_code == 200 and token is not None
+    assert (await sign_in(client, "newbie", token.group(1))).status_code == 303
+    client.cookies.clear()
+    disabled = await client.post(
+        "/console/operators/newbie/disable", headers=headers, data={"csrf": csrf}
+    )
+    assert disabled.status_code == 200
+    [newbie] = [o for o in await operators.list_operators(api.database) if o.name == "newbie"]
+    assert newbie.disabled_at is not None
+    _, viewer = await _signed_in(api, "peek", "viewer")
+    assert (await client.get("/console/operators", headers=jar(viewer.split("|")[0]))
+            ).status_code == 403  # fmt: skip
+    audit = await console.operator_actions(api.database, name="boss")
+    assert [e["type"] for e in audit] == ["operator_disabled", "operator_added"]

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kaipiao.api import problems
-from kaipiao.api.console import actions, pages
+from kaipiao.api.console import actions, operators, pages
 from kaipiao.api.console.render import page
 from kaipiao.api.console.session import Refused, SignInNeeded
 from kaipiao.domain.errors import DomainError
@@ -27,6 +27,7 @@ def install(app: FastAPI) -> None:
     app.state.sign_in_limiter = SignInLimiter(app.state.settings.console_sign_in_per_min)
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(operators.router)
 
     async def sign_in_needed(request: Request, exc: Exception) -> Response:
         return RedirectResponse("/console/sign-in", status_code=303)
