@@ -116,6 +116,8 @@ def test_an_operator_on_call_in_the_console(
     added = kaipiao("operator", "add", "--name", "viewer1", "--role", "viewer", "--json", *store,
                     cwd=tmp_path)  # fmt: skip
     token = json.loads(added.stdout)["sign_in_token"]
+    kaipiao("operator", "add", "--name", "root", "--role", "admin", "--password-stdin", *store,
+            cwd=tmp_path, input=PASSWORD + "\n")  # fmt: skip
     serve = start_serve(tmp_path, *store, "--platform-url", sandbox.url, "--no-demo-seller")
     shots = Path(os.environ.get("CONSOLE_SHOTS", tmp_path))
     try:
@@ -172,11 +174,13 @@ def test_an_operator_on_call_in_the_console(
             "document.getElementById('count-attention').textContent === '0'", timeout=30_000
         )
         assert live.evaluate("window.kept") is True
-        live.screenshot(path=str(shots / "console-overview.png"), full_page=True)
 
         # A viewer sees no button, and a requeue posted anyway is refused.
         viewer = browser.new_context(bypass_csp=True)
         vpage = sign_in(viewer, base, "viewer1", token)
+        vpage.goto(f"{base}/console")  # Chinese: the viewer never switched
+        assert vpage.inner_text("#count-issued") == "1"
+        vpage.screenshot(path=str(shots / "console-overview.png"), full_page=True)
         vpage.goto(f"{base}/console/invoices/{invoice['id']}")
         assert vpage.locator("#action-cancel, #action-requeue, #action-reverse").count() == 0
         vpage.goto(f"{base}/console/attention")
@@ -198,6 +202,13 @@ def test_an_operator_on_call_in_the_console(
         actions = page.inner_text("#actions")
         assert "console:ops" in actions and "requeued" in actions
         accessible(page)
+
+        # The admin's pages: sellers (with their forms) and operators pass axe too.
+        admin = sign_in(browser.new_context(bypass_csp=True), base, "root", PASSWORD)
+        for path in ("/console/sellers", "/console/operators"):
+            admin.goto(f"{base}{path}")
+            assert admin.locator("form[method=post]").count() >= 2
+            accessible(admin)
 
         # Sign-out ends the session on the server: the old cookie no longer opens a page.
         page.click("#sign-out")
