@@ -58,10 +58,10 @@ def start_serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Run
 
 
 def kaipiao(
-    *args: str, cwd: Path | None = None, check: bool = True
+    *args: str, cwd: Path | None = None, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run one `kaipiao` CLI command to completion."""
+    """Run one `kaipiao` CLI command to completion (`input`: its stdin)."""
     return subprocess.run(
         [*KAIPIAO, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True,
-        check=check, timeout=60,
+        check=check, timeout=60, input=input,
     )  # fmt: skip

@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     auth_failure_rate_per_s: Annotated[float, Field(gt=0)] = Field(
         default=0.5, description="… and refilled at this rate; beyond it: 429 without a lookup."
     )
+    console_session_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = Field(
+        default=480, description="A console sign-in lasts this long (then sign in again)."
+    )
+    console_sign_in_per_min: Annotated[int, Field(ge=1)] = Field(
+        default=5,
+        description="Console sign-in attempts allowed per operator name and address "
+        "per minute (each process).",
+    )
     header_timeout_s: Annotated[float, Field(gt=0)] = Field(
         default=10.0, description="A connection must send a request's headers within this."
     )

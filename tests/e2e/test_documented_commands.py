@@ -124,6 +124,14 @@ RECIPES: dict[str, Recipe] = {
     "kaipiao seller key revoke": help_of("seller key revoke"),
     "kaipiao seller webhook-secret rotate": help_of("seller webhook-secret rotate"),
     "kaipiao operator key revoke": help_of("operator key revoke"),
+    "kaipiao operator add --name wang --role operator":
+        Recipe("operator add --name wang --role operator", expect="one-time sign-in token"),
+    "kaipiao operator add --name zhang --role viewer":
+        Recipe("operator add --name zhang --role viewer", expect="one-time sign-in token"),
+    "kaipiao operator list": Recipe("operator list", expect="wang  operator"),
+    "kaipiao operator disable zhang": Recipe("operator disable zhang", expect="disabled"),
+    "kaipiao invoices requeue": help_of("invoices requeue"),
+    "kaipiao seller key …": help_of("seller key"),
     # -- invoices: the operator's path ---------------------------------------------------------------
     "kaipiao invoices list": Recipe("invoices list", expect="{issued_id}"),
     "kaipiao invoices list --status attention":

@@ -41,7 +41,7 @@ COMMANDS = {
     "seller": ("add", "mail", "list", "demo-key", "key", "webhook-secret"),
     "seller key": ("list", "rotate", "revoke"),
     "seller webhook-secret": ("rotate",),
-    "operator": ("key",),
+    "operator": ("key", "add", "list", "disable"),
     "operator key": ("create", "list", "rotate", "revoke"),
     "invoices": ("list", "show", "requeue"),
     "ledger": ("verify", "checkpoint", "public-key", "check-proof", "check-consistency"),

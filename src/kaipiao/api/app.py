@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from kaipiao import __version__
-from kaipiao.api import problems
+from kaipiao.api import console, problems
 from kaipiao.api.admin_routes import router as admin_router
 from kaipiao.api.auth import KeyCache
 from kaipiao.api.guards import ASGIApp, BodyGuard, Observe, Receive, Scope, Send
@@ -93,6 +93,7 @@ def create_app(
 
     problems.install(app, on_problem)
     app.include_router(router)
+    console.install(app)
     app.include_router(admin_router)
 
     def refused(code: str) -> None:

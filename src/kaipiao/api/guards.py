@@ -136,8 +136,12 @@ class BodyGuard:
             return
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         has_body = length not in (None, b"0") or b"transfer-encoding" in headers
+        # The console's pages post plain HTML forms (kaipiao.api.console), nothing else does.
+        form = content_type == b"application/x-www-form-urlencoded" and scope["path"].startswith(
+            "/console/"
+        )
         if has_body and not (
-            content_type == b"application/json" or content_type.endswith(b"+json")
+            content_type == b"application/json" or content_type.endswith(b"+json") or form
         ):
             await self._refuse(send, 415, "unsupported_media_type", "send application/json")
             return

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from kaipiao import __version__
 from kaipiao.cli import backup, drill, invoices, keys, ledger, ops, run, sellers
+from kaipiao.cli import operators as _operators  # noqa: F401 - registers `operator add|list|disable`
 from kaipiao.cli.shared import exit_code, explain
 from kaipiao.cli.warn import warn_app
 

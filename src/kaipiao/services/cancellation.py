@@ -18,7 +18,7 @@ from kaipiao.store.database import Conn, Database
 from kaipiao.store.records import StoredInvoice
 
 
-def _cancel(seller: Seller, invoice_id: str, now: datetime) -> Callable[[Conn], StoredInvoice]:
+def cancel_work(seller: Seller, invoice_id: str, now: datetime) -> Callable[[Conn], StoredInvoice]:
     def work(conn: Conn) -> StoredInvoice:
         invoice = repo.get_invoice(conn, invoice_id, seller_id=seller.id, lock=True)
         if invoice is None:
@@ -57,4 +57,4 @@ async def cancel_invoice(
     """Cancel before the platform has it. Returns the invoice (cancelled, or issuing with
     `cancel_requested`: a call may be in flight, so it will be reversed if it was issued).
     Raises NotFound, or Conflict already_issued / not_cancellable."""
-    return await db.write(_cancel(seller, invoice_id, now))
+    return await db.write(cancel_work(seller, invoice_id, now))

@@ -81,6 +81,7 @@ Stated = Annotated[
     Decimal, BeforeValidator(_decimal_text(SIGNED)), _AS_TEXT,
     _schema(SIGNED, "if stated, must equal the computed value"),
 ]  # fmt: skip
+DecimalStr = Stated
 Text = Annotated[str, Field(max_length=200)]
 
 

@@ -145,9 +145,8 @@ def event_document(row: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def inclusion_proof(
-    db: Database, invoice_id: str, seller_id: str, cache: TreeCache | None = None
-) -> dict[str, Any]:
+async def inclusion_proof(db: Database, invoice_id: str, seller_id: str,
+                          cache: TreeCache | None = None) -> dict[str, Any]:  # fmt: skip
     """An invoice's events with their audit paths to the latest signed checkpoint; events not
     yet covered by a checkpoint are listed under `pending`. With a `cache` (the API's), only
     events since the cached tree are read."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from kaipiao.domain.lifecycle import Status
@@ -31,9 +32,8 @@ async def show(db: Database, invoice_id: str) -> tuple[StoredInvoice, list[dict[
     return await db.read(work)
 
 
-async def requeue(db: Database, invoice_id: str, *, now: datetime) -> StoredInvoice:
-    """Give an `attention` invoice a fresh set of attempts. It goes to `issuing`, so the next
-    worker asks the platform about its serial before sending anything."""
+def requeue_work(invoice_id: str, now: datetime) -> Callable[[Conn], StoredInvoice]:
+    """The unit of work of `requeue` (the console runs it under the operator's name)."""
 
     def work(conn: Conn) -> StoredInvoice:
         invoice = repo.get_invoice(conn, invoice_id, lock=True)
@@ -51,4 +51,10 @@ async def requeue(db: Database, invoice_id: str, *, now: datetime) -> StoredInvo
         assert updated is not None
         return updated
 
-    return await db.write(work)
+    return work
+
+
+async def requeue(db: Database, invoice_id: str, *, now: datetime) -> StoredInvoice:
+    """Give an `attention` invoice a fresh set of attempts. It goes to `issuing`, so the next
+    worker asks the platform about its serial before sending anything."""
+    return await db.write(requeue_work(invoice_id, now))

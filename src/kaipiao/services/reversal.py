@@ -221,7 +221,7 @@ def finish_red(conn: Conn, red: StoredInvoice, now: datetime) -> None:
         )  # fmt: skip
 
 
-def _reverse(
+def reverse_work(
     seller: Seller,
     invoice_id: str,
     reason: str,
@@ -262,4 +262,4 @@ async def reverse_invoice(
     (index into its `lines`, quantity), or `amount` (including tax); returns the red invoice."""
     if reason not in REASONS:
         raise Conflict(f"reason must be one of {', '.join(REASONS)}", "invalid_reason")
-    return await db.write(_reverse(seller, invoice_id, reason, now, lines, amount))
+    return await db.write(reverse_work(seller, invoice_id, reason, now, lines, amount))

@@ -14,7 +14,7 @@ from kaipiao.domain.invoice import MAX_LINES
 from kaipiao.domain.money import decimal_places
 from kaipiao.domain.sellers import Seller
 from kaipiao.services import ids
-from kaipiao.services.errors import Conflict, ServiceError
+from kaipiao.services.errors import Conflict, NotFound, ServiceError
 from kaipiao.services.keys import hash_key, new_webhook_secret
 from kaipiao.store import sellers as repo
 from kaipiao.store.database import Conn, Database
@@ -24,6 +24,32 @@ from kaipiao.store.database import Conn, Database
 class NewSeller:
     seller: Seller
     api_key: str
+
+
+def _check_limits(quota_per_s: float | None, allowed_networks: tuple[str, ...]) -> None:
+    if quota_per_s is not None and not 0 < quota_per_s < 1e6:
+        raise ServiceError("quota must be > 0 calls/s", "invalid_quota")
+    for network in allowed_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ServiceError(f"{network!r} is not a CIDR network", "invalid_network") from None
+
+
+async def set_limits(
+    db: Database, seller_id: str, *, quota_per_s: float | None, allowed_networks: tuple[str, ...]
+) -> None:
+    """Change a seller's platform quota and allowed caller networks. Running API processes see
+    the networks within their key cache time (30 s); workers read the quota as they refresh."""
+    _check_limits(quota_per_s, allowed_networks)
+
+    def work(conn: Conn) -> None:
+        done = repo.set_limits(conn, seller_id, quota_per_s=quota_per_s,
+                               allowed_networks=allowed_networks)  # fmt: skip
+        if not done:
+            raise NotFound(f"no seller {seller_id}", "seller_not_found")
+
+    await db.write(work)
 
 
 async def add_seller(
@@ -51,8 +77,7 @@ async def add_seller(
         raise ServiceError(exc.message, "invalid_seller_tax_id") from None
     if not is_region(region):
         raise ServiceError(f"unknown province code {region!r}", "invalid_region")
-    if quota_per_s is not None and quota_per_s <= 0:
-        raise ServiceError("quota must be > 0 calls/s", "invalid_quota")
+    _check_limits(quota_per_s, allowed_networks)
     if invoice_limit is not None and invoice_limit <= 0:
         raise ServiceError("invoice limit must be > 0", "invalid_invoice_limit")
     if invoice_limit is not None and decimal_places(invoice_limit) > 2:
@@ -60,11 +85,6 @@ async def add_seller(
                            "invalid_invoice_limit")  # fmt: skip
     if max_lines is not None and not 2 <= max_lines <= MAX_LINES:
         raise ServiceError(f"max lines must be 2 to {MAX_LINES}", "invalid_max_lines")
-    for network in allowed_networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ServiceError(f"{network!r} is not a CIDR network", "invalid_network") from None
     seller = Seller(
         id=ids.seller_id(),
         name=name,

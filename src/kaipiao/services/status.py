@@ -53,6 +53,8 @@ class Snapshot:
     # Active early warnings, each with the process that raised it (`source`), earliest first
     warnings: list[dict[str, Any]] = field(default_factory=list)
     forecast: list[Exhaustion] = field(default_factory=list)
+    # Finished statuses' counts are PostgreSQL's estimates (a large table: store.overview)
+    estimated: bool = False
 
     @property
     def level(self) -> int:
@@ -62,6 +64,7 @@ class Snapshot:
         return {
             "at": self.at.isoformat(),
             "invoices": self.counts,
+            "finished_counts_estimated": self.estimated,
             "oldest_waiting_s": round(self.oldest_waiting_s, 1),
             "sellers": {"active": self.active_sellers, "affected": self.affected_sellers},
             "incident": {"level": self.level, "response": RESPONSE[self.level]},
@@ -96,14 +99,19 @@ async def schema_current(db: Database) -> bool:
     return await is_current(db)
 
 
-async def snapshot(db: Database, now: datetime) -> Snapshot:
+async def snapshot(db: Database, now: datetime, *, with_forecast: bool = True) -> Snapshot:
+    """The deployment's state now; `with_forecast=False` leaves out the capacity forecast (an
+    hourly model, a tenth of a second at a million invoices: the console's overview, refreshed
+    every few seconds, does not show it)."""
     since_id = ids.invoice_id_floor(now - ACTIVE_WINDOW)
 
     def read(conn: Conn) -> Snapshot:
         oldest = overview.oldest_waiting(conn)
+        counts, estimated = overview.counts_by_status(conn)
         return Snapshot(
             at=now,
-            counts=overview.counts_by_status(conn),
+            counts=counts,
+            estimated=estimated,
             oldest_waiting_s=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
             active_sellers=overview.active_sellers(conn, since_id),
             affected_sellers=overview.affected_sellers(
@@ -122,7 +130,8 @@ async def snapshot(db: Database, now: datetime) -> Snapshot:
     snap = await db.read(read)
     snap.warnings = active_warnings(snap.workers)
     snap.workers = [b for b in snap.workers if b[2].get("role") != "api"]
-    snap.forecast = await forecast.exhaustion(db, now)
+    if with_forecast:
+        snap.forecast = await forecast.exhaustion(db, now)
     return snap
 
 
@@ -135,7 +144,7 @@ def render(snap: Snapshot) -> list[str]:
     lines = [
         f"queue:      {waiting}; oldest waiting {snap.oldest_waiting_s:.0f} s",
         f"attention:  {counts.get('attention', 0)}",
-        f"finished:   {done}",
+        f"finished:   {'≈ ' if snap.estimated else ''}{done}",
         f"sellers:    {snap.active_sellers} active, {snap.affected_sellers} affected",
         f"incident:   level {snap.level} ({RESPONSE[snap.level]})",
         "quota:      "

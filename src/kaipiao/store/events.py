@@ -13,6 +13,7 @@ same whoever writes or reads it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from kaipiao.store import pgraw
 from kaipiao.store.tables import ledger_events
 
 _PENDING = "kaipiao.pending_events"
+_ACTOR = "kaipiao.actor"
 
 
 def _default(value: Any) -> Any:
@@ -59,7 +61,11 @@ def append_event(
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Append one event; call it inside the transaction that makes the change it records."""
+    """Append one event; call it inside the transaction that makes the change it records. Under
+    `acting_as`, the payload carries who asked for the change (`by`)."""
+    actor: dict[str, str] | None = conn.info.get(_ACTOR)
+    if actor is not None:
+        payload = {**payload, **actor}
     _pending(conn).append(
         {
             "invoice_id": invoice_id,
@@ -69,6 +75,30 @@ def append_event(
             "created_at": now,
         }
     )
+
+
+@contextlib.contextmanager
+def acting_as(conn: Connection, actor: str, note: str = "") -> Iterator[None]:
+    """Every event appended on `conn` inside this block records `actor` as `by` (and the
+    operator's `note`, if any) in its payload: a console operator's action goes through the same
+    use case as the CLI's, and the ledger says who asked and why."""
+    conn.info[_ACTOR] = {"by": actor, **({"note": note} if note else {})}
+    try:
+        yield
+    finally:
+        conn.info.pop(_ACTOR, None)
+
+
+def actor_events(conn: Connection, *, actor: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest events some operator asked for (`acting_as`), optionally one operator's."""
+    needle = f'"by":"{actor}"' if actor else '"by":"'
+    rows = conn.execute(
+        select(ledger_events)
+        .where(ledger_events.c.payload.contains(needle, autoescape=True))
+        .order_by(ledger_events.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 def append_events(conn: Connection, events: list[dict[str, Any]], *, now: datetime) -> None:

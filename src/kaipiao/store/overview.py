@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import Status
@@ -15,9 +15,51 @@ from kaipiao.store.tables import invoices, reconcile_runs, sellers, worker_heart
 WAITING = (Status.QUEUED.value, Status.ISSUING.value, Status.REVERSING.value)
 
 
-def counts_by_status(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(invoices.c.status, func.count()).group_by(invoices.c.status))
-    return {status: int(count) for status, count in rows}
+OPEN = (*WAITING, Status.ATTENTION.value)
+EXACT_BELOW = 200_000
+"""Below this many invoices (PostgreSQL's estimate), finished statuses are counted exactly."""
+
+
+def counts_by_status(conn: Connection) -> tuple[dict[str, int], bool]:
+    """Invoices per status, and whether the finished statuses' counts are estimates.
+
+    Open statuses (waiting, attention) are always counted exactly, on the status index: they are
+    what an operator acts on, and they are few. Counting the finished ones exactly reads every
+    row (217 ms at 1,000,000 invoices, bench/console.py), so on a large PostgreSQL table they are
+    PostgreSQL's own estimate instead: the table's row estimate times each status's frequency in
+    its statistics (`pg_stats`, kept by autovacuum's ANALYZE)."""
+    open_rows = conn.execute(
+        select(invoices.c.status, func.count())
+        .where(invoices.c.status.in_(OPEN))
+        .group_by(invoices.c.status)
+    )
+    counts = {status: int(count) for status, count in open_rows}
+    estimated = _finished_estimate(conn) if conn.dialect.name == "postgresql" else None
+    if estimated is None:
+        rows = conn.execute(
+            select(invoices.c.status, func.count())
+            .where(invoices.c.status.not_in(OPEN))
+            .group_by(invoices.c.status)
+        )
+        return counts | {status: int(count) for status, count in rows}, False
+    return counts | estimated, True
+
+
+def _finished_estimate(conn: Connection) -> dict[str, int] | None:
+    """Finished statuses from the planner's statistics, or None while the table is small or has
+    no statistics yet (then counting is cheap, or the only way)."""
+    rows = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'invoices'::regclass"))
+    total = float(rows.scalar_one())
+    if total < EXACT_BELOW:
+        return None
+    stats = conn.execute(text(
+        "SELECT most_common_vals::text::text[], most_common_freqs FROM pg_stats "
+        "WHERE tablename = 'invoices' AND attname = 'status' AND schemaname = current_schema()"
+    )).first()  # fmt: skip
+    if stats is None or stats[0] is None:
+        return None
+    return {value: round(freq * total) for value, freq in zip(stats[0], stats[1], strict=True)
+            if value not in OPEN and round(freq * total) > 0}  # fmt: skip
 
 
 def oldest_waiting(conn: Connection) -> datetime | None:

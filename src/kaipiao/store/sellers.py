@@ -171,6 +171,16 @@ def set_webhook_secret(
     return bool(result.rowcount)
 
 
+def set_limits(
+    conn: Connection, seller_id: str, *, quota_per_s: float | None,
+    allowed_networks: tuple[str, ...],
+) -> bool:  # fmt: skip
+    """Change the seller's platform quota (None: none) and allowed caller networks."""
+    result = conn.execute(update(sellers).where(sellers.c.id == seller_id).values(
+        quota_per_s=quota_per_s, allowed_networks=json.dumps(list(allowed_networks))))  # fmt: skip
+    return bool(result.rowcount)
+
+
 def list_sellers(conn: Connection) -> list[Seller]:
     rows = conn.execute(select(sellers).order_by(sellers.c.created_at, sellers.c.id))
     return [_seller(row) for row in rows]

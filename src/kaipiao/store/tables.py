@@ -142,6 +142,12 @@ invoices = Table(
     UniqueConstraint("seller_id", "order_key"),
     Index("ix_invoices_due", "status", "next_attempt_at"),
     Index("ix_invoices_seller_listing", "seller_id", "id"),
+    # The console's search (docs/console.md): by order, number, status, issue time, each a
+    # range of an index that ends in the id, so a cursor page reads only its own rows.
+    Index("ix_invoices_order_id", "order_id", "id"),
+    Index("ix_invoices_number", "invoice_number"),
+    Index("ix_invoices_status_listing", "status", "id"),
+    Index("ix_invoices_issued_at", "issued_at"),
 )
 
 # The orders of merged invoices: each order id of a seller belongs to at most one of them.
@@ -302,4 +308,31 @@ reconcile_runs = Table(
     Column("settled", Integer, nullable=False),
     Column("contradictions", Integer, nullable=False),
     Column("unreachable", Integer, nullable=False),
+)
+
+# The console's principals (not seller API keys): a name, a role, and a password hashed with
+# argon2id or a one-time sign-in token (hashed the same way), consumed by the first sign-in.
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # viewer | operator | admin
+    Column("password_hash", Text, nullable=True),
+    Column("token_hash", Text, nullable=True),
+    Column("token_expires_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+)
+
+# Signed-in console sessions, by the SHA-256 of the cookie's value (the value itself is never
+# stored); `csrf` is the token every form of the session carries.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("operator_id", String(32), ForeignKey("operators.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
