@@ -59,6 +59,7 @@ ALL_ON: dict[str, Any] = {
          "valueFrom": {"secretKeyRef": {"name": "nuonuo", "key": "secret"}}},
     ],
     "config": {"KAIPIAO_LEASE_S": "15"},
+    "files": {"existingClaim": "kaipiao-files"},
     "rateLimit": {"redisUrl": "redis://kaipiao-redis:6379/0",
                   "to": [{"podSelector": {"matchLabels": {"app": "redis"}}}]},
 }  # fmt: skip

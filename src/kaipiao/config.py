@@ -191,6 +191,12 @@ class Settings(BaseSettings):
         description="Where invoice files are kept (0600 files); default: `files` in the data "
         "directory.",
     )
+    files_fetch: bool = Field(
+        default=True,
+        description="Fetch issued invoices' files into the file store and email them. Off where "
+        "the processes share no file store (replicas with a pod-local `files_dir`): the jobs "
+        "then wait, listed, until a process with the shared store fetches them.",
+    )
     files_max_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
     files_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     files_every_s: Annotated[float, Field(gt=0)] = Field(

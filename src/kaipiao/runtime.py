@@ -116,16 +116,19 @@ async def run_worker(settings: Settings) -> None:
         port = server.server_address[1]
         print(f"  metrics:  http://{settings.host}:{port}/metrics", flush=True)
     senders = asyncio.create_task(webhook_sender(settings, db).run(stop))
-    fetcher = asyncio.create_task(file_fetcher(settings, db, platform).run(stop))
-    mailer = asyncio.create_task(mail_deliverer(settings, db).run(stop))
+    files = (
+        [asyncio.create_task(file_fetcher(settings, db, platform).run(stop)),
+         asyncio.create_task(mail_deliverer(settings, db).run(stop))]
+        if settings.files_fetch else []
+    )  # fmt: skip
     warner = asyncio.create_task(early.run(stop)) if early else None
     try:
         await worker.run(stop)
     finally:
         stop.set()
         await senders
-        await fetcher
-        await mailer
+        for task in files:
+            await task
         if warner is not None:
             await warner
         await platform.aclose()
@@ -330,7 +333,7 @@ async def serve(settings: Settings) -> None:
         print(f"  workers:  {worker.owner}", flush=True)
     checkpoints = asyncio.create_task(checkpoint_job(settings, db, signer).run(stop))
     senders = asyncio.create_task(webhook_sender(settings, db).run(stop))
-    if settings.workers:
+    if settings.workers and settings.files_fetch:
         background.append(asyncio.create_task(file_fetcher(settings, db, platform).run(stop)))
         background.append(asyncio.create_task(mail_deliverer(settings, db).run(stop)))
     poller = asyncio.create_task(poll_status(app, db, stop))

@@ -74,7 +74,8 @@ def test_requeue_takes_an_attention_invoice_to_issued_exactly_once(
     shown = kaipiao("invoices", "show", invoice["id"], *store, cwd=tmp_path).stdout
     events = re.findall(r"^ +\S.*? ([a-z_]+) +[{\[]", shown, re.M)
     assert events[:2] == ["accepted", "reconcile_contradiction"], shown
-    assert events[2] == "requeued" and events[-1] == "issued", shown
+    # Issued once after the requeue; the invoice's files may be stored after it (files_stored).
+    assert events[2] == "requeued" and events[3:].count("issued") == 1, shown
     after_requeue = shown.split("requeued", 1)[1]
     assert "query" in after_requeue and "submit" not in after_requeue, shown
     verified = kaipiao("ledger", "verify", *store, cwd=tmp_path)

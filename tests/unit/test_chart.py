@@ -96,9 +96,12 @@ def test_every_pod_runs_restricted(all_on: list[dict[str, Any]]) -> None:
             assert sc["allowPrivilegeEscalation"] is False, name
             assert sc["readOnlyRootFilesystem"] is True, name
             assert sc["capabilities"]["drop"] == ["ALL"], name
-            # Writes go only to the pod's own /tmp; secrets are read-only files.
+            # Writes go only to the pod's own /tmp and the shared file store (when a claim is
+            # given); secrets are read-only files.
             mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-            assert set(mounts) == {"/tmp", "/var/run/secrets/kaipiao"}, name
+            assert set(mounts) == {"/tmp", "/var/run/secrets/kaipiao", "/var/lib/kaipiao/files"}, (
+                name
+            )
             assert mounts["/var/run/secrets/kaipiao"]["readOnly"] is True
             env = env_of(container)
             assert env["KAIPIAO_DATA_DIR"].startswith("/tmp/")
@@ -200,3 +203,24 @@ def test_a_schema_violation_is_caught() -> None:
     monitor["spec"]["endpoints"][0]["intervl"] = "30s"
     with pytest.raises(ValueError, match="fields its CRD does not define"):
         chart.validate(monitor)
+
+
+def test_invoice_files_are_fetched_only_with_a_shared_store(
+    defaults: list[dict[str, Any]], all_on: list[dict[str, Any]]
+) -> None:
+    """A pod-local file store would serve from one replica what another fetched: without a
+    shared claim the chart turns fetching off; with one, every pod mounts it."""
+    for _, pod in pod_templates(defaults):
+        assert not [v for v in pod["volumes"] if v["name"] == "files"]
+        for container in pod["containers"]:
+            assert env_of(container)["KAIPIAO_FILES_FETCH"] == "false"
+    for _, pod in pod_templates(all_on):
+        [volume] = [v for v in pod["volumes"] if v["name"] == "files"]
+        assert volume["persistentVolumeClaim"]["claimName"] == "kaipiao-files"
+        for container in pod["containers"]:
+            env = env_of(container)
+            assert "KAIPIAO_FILES_FETCH" not in env
+            assert env["KAIPIAO_FILES_DIR"] == "/var/lib/kaipiao/files"
+            assert {"name": "files", "mountPath": "/var/lib/kaipiao/files"} in container[
+                "volumeMounts"
+            ]

@@ -83,7 +83,7 @@ async def get_invoice(invoice_id: InvoiceId, seller: SellerDep, request: Request
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}, "application/xml": {}}},
                304: {"description": "Not modified (If-None-Match)"},
-               **_problems(404, *AUTH)},
+               **_problems(404, 422, *AUTH)},
     tags=["invoices"],
 )  # fmt: skip
 async def get_invoice_file(
@@ -108,7 +108,7 @@ async def get_invoice_file(
     "/v1/invoices/{invoice_id}/delivery",
     status_code=202,
     response_model=InvoicePublic,
-    responses=_problems(404, 409, *AUTH),
+    responses=_problems(404, 409, 422, *AUTH),
     tags=["invoices"],
 )
 async def resend_invoice_files(

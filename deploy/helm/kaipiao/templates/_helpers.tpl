@@ -62,6 +62,11 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
+  {{- if .Values.files.existingClaim }}
+  - name: files
+    persistentVolumeClaim:
+      claimName: {{ .Values.files.existingClaim | quote }}
+  {{- end }}
 {{- end }}
 
 {{/* The container settings of every kaipiao container: image, security, mounts. The image's
@@ -77,6 +82,10 @@ volumeMounts:
     readOnly: true
   - name: tmp
     mountPath: /tmp
+  {{- if .Values.files.existingClaim }}
+  - name: files
+    mountPath: {{ .Values.files.mountPath }}
+  {{- end }}
 {{- end }}
 
 {{/* The environment every kaipiao container shares (a list's items; roles append theirs). */}}
@@ -103,6 +112,14 @@ volumeMounts:
   value: "false"
 - name: KAIPIAO_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+# Invoice files (PDF/XML) are fetched and mailed only where every pod shares the file store.
+{{- if .Values.files.existingClaim }}
+- name: KAIPIAO_FILES_DIR
+  value: {{ .Values.files.mountPath | quote }}
+{{- else }}
+- name: KAIPIAO_FILES_FETCH
+  value: "false"
+{{- end }}
 {{- with .Values.rateLimit.redisUrl }}
 - name: KAIPIAO_RATE_LIMIT_URL
   value: {{ . | quote }}
