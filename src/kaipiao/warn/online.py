@@ -23,6 +23,11 @@ as at least 1%). The Gaussian and the points gate cannot do that: at 0.5% calm f
 Latency must stay anomalous and material for `persist` consecutive values (3): one slow burst of
 calls moves a p95 for a second or two, a slow platform keeps it up.
 
+The baseline is a plain mean while few values have been seen, then an exponential mean over
+`baseline_s`; for a counted share it is events over calls. A suspect value (one that passes, or
+for a share P ≤ `SUSPECT_P`) teaches it at a tenth of the weight, so a fault is not absorbed into
+its own baseline within seconds, and a lasting new level is still learnt, ten times slower.
+
 Intake is judged as a departure from its own recent level (×4 its baseline within a minute), not
 from a fixed line, so the daily shape of intake — a ramp of a few × over hours — never pages,
 while a surge of 10× in seconds does.
