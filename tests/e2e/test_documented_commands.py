@@ -241,12 +241,15 @@ RECIPES: dict[str, Recipe] = {
         expect="no whole hour of intake",
         note="the quick start's store has no intake yet (the world's would depend on the clock's "
         "hour); tests/integration/test_status.py forecasts from stored history"),
-    "kaipiao drill slow-platform --duration 36 --rate 20":
+    "kaipiao drill slow-platform --duration 36 --rate 40":
         Recipe(f"drill slow-platform {SHORT_DRILL}", expect="all invariants hold"),
-    "kaipiao drill failure-spike --duration 36 --rate 20":
+    "kaipiao drill failure-spike --duration 36 --rate 40":
         Recipe(f"drill failure-spike {SHORT_DRILL}", expect="all invariants hold"),
     "kaipiao drill clean --duration 30 --rate 20":
         Recipe(f"drill clean {SHORT_DRILL}", expect="all invariants hold"),
+    "kaipiao drill clean --duration 600 --rate 20 --seed 1":
+        Recipe(f"drill clean {SHORT_DRILL} --seed 1", expect="all invariants hold",
+               note="the 10-minute run's outcome is in docs/early-warning.md"),
     "kaipiao plan --invoices-per-day N …": Recipe("plan --invoices-per-day 1000",
                                                  expect="What breaks first:"),
     "kaipiao plan --invoices-per-day 1000000 --peak-factor 10 --latency-mean 0.8 --latency-p99 5 "

@@ -14,9 +14,9 @@ import pytest
 
 from tests.processes import KAIPIAO, clean_env
 
-# (duration, rate). The fault drills at 40/s: 20 calls/s per province, so a 10-s failure share
-# moves in 0.5% steps (at 10/s per province its noise hid the 8.7% spike in ~15% of simulated
-# runs; at 20/s in ~5%). The clean run at 20/s: at 40/s its afternoon peak (70/s) beside two
+# (duration, rate). The fault drills at 40/s: 20 calls/s per province, where the binomial test
+# found the 8.7% spike within 9 s in 20 of 20 simulated runs (at 10/s per province the slowest
+# took 18 s, longer than the 10.8-s fault; docs/early-warning.md). The clean run at 20/s: at 40/s its afternoon peak (70/s) beside two
 # other drills on a 2-core machine left the worker behind, and backlog and latency warned.
 RUNS = {"slow-platform": ("36", "40"), "failure-spike": ("36", "40"), "clean": ("30", "20")}
 

@@ -28,9 +28,9 @@ def test_a_noisy_steady_series_never_warns_and_a_material_jump_warns_once() -> N
     calm = [0.4 + rng.gauss(0, 0.05) for _ in range(300)]
     assert feed(board, "latency_p95:44", calm) == []
     raised = feed(board, "latency_p95:44", [3.0] * 20, start=300)
-    assert raised == [300]  # one warning for the whole departure
+    assert raised == [302]  # one warning for the whole departure, once it has held 3 s
     [active] = board.active()
-    assert active.signal == "latency_p95:44" and active.since == 300 and active.last >= 300
+    assert active.signal == "latency_p95:44" and active.since == 302 and active.last >= 302
     assert board.expire(310) == []
     assert [w.signal for w in board.expire(active.last + 30)] == ["latency_p95:44"]
 
@@ -62,7 +62,7 @@ def test_unknown_signal_kinds_are_refused() -> None:
 
 
 def test_call_series_gives_p95_and_shares_per_province() -> None:
-    calls = CallSeries(latency_s=5, share_s=10, min_calls=5)
+    calls = CallSeries(latency_s=5, share_s=10, min_calls=5, latency_calls=10)
     for i in range(20):
         outcome = "unavailable" if i % 4 == 0 else "throttled" if i % 5 == 1 else "issued"
         calls.record(100 + i * 0.4, "44", outcome, 0.1 * (i + 1))
@@ -71,8 +71,21 @@ def test_call_series_gives_p95_and_shares_per_province() -> None:
     assert values["failure_share:44"] == pytest.approx(5 / 20)
     assert values["throttled_share:44"] == pytest.approx(3 / 20)  # 1, 6, 11 (16 failed)
     assert values["latency_p95:44"] == pytest.approx(2.0)  # the last 5 s: 0.9 … 2.0 s
+    assert calls.counts["failure_share:44"] == 20  # what the binomial test weighs
     assert not any(k.endswith(":31") for k in values)
     assert calls.values(200.0) == {}  # forgotten
+
+
+def test_a_thin_latency_window_reaches_back_to_enough_calls() -> None:
+    # 2 calls a second: 5 s hold 10 calls, whose p95 is their maximum; the series reaches back
+    # for the last 40 calls (at most 30 s), so one slow call no longer is the p95.
+    calls = CallSeries(latency_s=5, latency_calls=40, latency_max_s=30)
+    by_time = CallSeries(latency_s=5, latency_calls=0)  # the 5-s window alone
+    for i in range(60):
+        for series in (calls, by_time):
+            series.record(100 + i * 0.5, "44", "issued", 9.0 if i == 58 else 1.0)
+    assert calls.values(130.0)["latency_p95:44"] == pytest.approx(1.0)
+    assert by_time.values(130.0)["latency_p95:44"] == pytest.approx(9.0)
 
 
 def test_rate_series_waits_for_a_full_span_then_counts_per_key() -> None:

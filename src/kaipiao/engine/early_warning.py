@@ -77,8 +77,10 @@ class EarlyWarning:
     async def tick(self, now: float) -> list[Warning]:
         """Feed this second's values; returns the warnings raised by them."""
         values: dict[str, float] = {}
+        counts: dict[str, int] = {}
         if self.calls is not None:
             values |= self.calls.values(now)
+            counts = self.calls.counts
         if self.rates is not None:
             values |= self.rates.values(now)
         if self.backlog is not None:
@@ -91,7 +93,8 @@ class EarlyWarning:
                 if opened and region not in self.first_opened:
                     self.first_opened[region] = now
         raised = [w for signal, value in sorted(values.items())
-                  if (w := self.board.observe(signal, now, value)) is not None]  # fmt: skip
+                  if (w := self.board.observe(signal, now, value, counts.get(signal)))
+                  is not None]  # fmt: skip
         lowered = self.board.expire(now)
         for warning in raised:
             self.raised_total += 1

@@ -14,6 +14,20 @@ second, and a warning needs two things at once:
   baseline (an exponential mean over `baseline_s`), and only upwards (a platform getting faster
   is no warning). Without the gate a quiet series with a tiny spread warns on noise.
 
+Shares (failure, 429) fed with their window's call count `n` are judged as counts instead: the
+window's events must be significantly more than the baseline rate explains (`significance.py`:
+one-sided binomial test, P ≤ 1e-4, at least 5 events, ×2 the baseline, the baseline rate taken
+as at least 1%). The Gaussian and the points gate cannot do that: at 0.5% calm failures and
+~100 calls a window, +3 points happen by chance every few minutes.
+
+Latency must stay anomalous and material for `persist` consecutive values (3): one slow burst of
+calls moves a p95 for a second or two, a slow platform keeps it up.
+
+The baseline is a plain mean while few values have been seen, then an exponential mean over
+`baseline_s`; for a counted share it is events over calls. A suspect value (one that passes, or
+for a share P ≤ `SUSPECT_P`) teaches it at a tenth of the weight, so a fault is not absorbed into
+its own baseline within seconds, and a lasting new level is still learnt, ten times slower.
+
 Intake is judged as a departure from its own recent level (×4 its baseline within a minute), not
 from a fixed line, so the daily shape of intake — a ramp of a few × over hours — never pages,
 while a surge of 10× in seconds does.
@@ -28,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from kaipiao.warn.gaussian import WindowedGaussian
+from kaipiao.warn.significance import CountTest
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +51,23 @@ class Gate:
 
     ratio: float
     delta: float
+    persist: int = 1  # consecutive values that must pass before a warning is raised
 
     def passes(self, value: float, baseline: float) -> bool:
         return value >= self.ratio * baseline and value - baseline >= self.delta
 
 
 GATES: dict[str, Gate] = {
-    "latency_p95": Gate(2.0, 0.5),  # seconds
+    "latency_p95": Gate(2.0, 0.5, persist=3),  # seconds
     "failure_share": Gate(2.0, 0.03),  # share of calls over 10 s
     "throttled_share": Gate(2.0, 0.03),
     "backlog": Gate(3.0, 50.0),  # invoices waiting
     "intake": Gate(4.0, 5.0),  # accepted per second over 10 s
 }
 SIGNAL_KINDS = tuple(GATES)
+SHARE_KINDS = frozenset({"failure_share", "throttled_share"})
+COUNT_TEST = CountTest()
+SUSPECT_P = 1e-3  # a share this unlikely under its baseline is suspect: it barely teaches it
 
 
 def kind_of(signal: str) -> str:
@@ -91,6 +110,9 @@ class _Series:
         self.gate = gate
         self.seen = 0
         self.baseline = 0.0
+        self.streak = 0  # consecutive values that passed
+        self.events = 0.0  # for a share fed with its count: mean events and calls a window
+        self.calls = 0.0
 
 
 class WarningBoard:
@@ -101,21 +123,44 @@ class WarningBoard:
         self._series: dict[str, _Series] = {}
         self._raised: dict[str, Warning] = {}
 
-    def observe(self, signal: str, t: float, value: float) -> Warning | None:
-        """Feed one value of `signal` seen at `t`; returns the warning if this value raised a new
-        one (a raised warning that is confirmed again only has its `last` moved)."""
+    def observe(self, signal: str, t: float, value: float, n: int | None = None) -> Warning | None:
+        """Feed one value of `signal` seen at `t` (for a share, `n` is its window's call count);
+        returns the warning if this value raised a new one (a raised warning that is confirmed
+        again only has its `last` moved)."""
+        kind = kind_of(signal)
         series = self._series.get(signal)
         if series is None:
-            series = self._series[signal] = _Series(self.config, GATES[kind_of(signal)])
+            series = self._series[signal] = _Series(self.config, GATES[kind])
         score = series.detector.update(t, value)
         baseline = series.baseline
         series.seen += 1
-        # The baseline is a plain mean while learning, then an exponential mean over baseline_s.
+        counted = kind in SHARE_KINDS and n is not None
+        if counted and n is not None:
+            p_value = COUNT_TEST.p_value(value, n, baseline)
+            passed = COUNT_TEST.passes(value, n, baseline)
+            suspect = p_value < SUSPECT_P
+            score = 1.0 - p_value
+        else:
+            passed = score >= self.config.level and series.gate.passes(value, baseline)
+            suspect = passed
+        # The baseline is a plain mean while learning, then an exponential mean over baseline_s;
+        # a share with its count is weighted by it (events over calls), so the first seconds'
+        # windows of a few calls, where one failure is 10%, count for what they hold. A suspect
+        # value teaches it at a tenth of the weight: a fault must not become its own baseline
+        # within seconds, while a lasting new level is still learnt, ten times slower.
         weight = max(1.0 / series.seen, 1.0 / self.config.baseline_s)
-        series.baseline += weight * (value - series.baseline)
+        if suspect:
+            weight /= 10
+        if counted and n is not None:
+            series.events += weight * (value * n - series.events)
+            series.calls += weight * (n - series.calls)
+            series.baseline = series.events / series.calls if series.calls > 0 else 0.0
+        else:
+            series.baseline += weight * (value - series.baseline)
         if series.seen <= self.config.learn:
             return None
-        if score < self.config.level or not series.gate.passes(value, baseline):
+        series.streak = series.streak + 1 if passed else 0
+        if series.streak < series.gate.persist:
             return None
         current = self._raised.get(signal)
         if current is not None:
