@@ -156,15 +156,16 @@ def test_three_workers_on_postgresql_share_work_and_quota(
     _run(truncate_all(pg_session_url))
     store = store_flags(tmp_path, "postgresql", pg_session_url)
     sandbox = start_sandbox("--profile", "ideal")
-    # The platform throttles above 30 calls/s; kaipiao's quota for the seller is 25/s across
-    # all workers, so a 429 would mean the shared bucket failed. Dedup is off: a serial sent
+    # The platform throttles above 30 calls/s; kaipiao's quota for the seller is 20/s across
+    # all workers (a shared bucket of 5 calls, the platform's burst), so more than a few 429s
+    # would mean the shared bucket failed. Dedup is off: a serial sent
     # by two workers would become two platform invoices.
     httpx.put(f"{sandbox.url}/_sandbox/faults", timeout=10, json={
         "dedup": False, "quota_per_s": 30, "quota_burst": 5,
         "latency": {"kind": "fixed", "mean_ms": 150},
     }).raise_for_status()  # fmt: skip
     created = json.loads(kaipiao("seller", "add", "--name", "q", "--tax-id", "91310110666007217T",
-                                 "--quota", "25", "--json", *store).stdout)  # fmt: skip
+                                 "--quota", "20", "--json", *store).stdout)  # fmt: skip
     api = start_serve(
         tmp_path, "--no-workers", "--no-demo-seller", "--platform-url", sandbox.url, *store
     )
@@ -181,12 +182,14 @@ def test_three_workers_on_postgresql_share_work_and_quota(
         stats = sandbox_stats(sandbox)
         assert stats["duplicates"] == {"by_serial": 0, "by_order": 0}, stats
         assert stats["blue_issued"] == total
-        # The shared bucket holds the aggregate rate: 200 calls at 25/s take at least ~7.9 s (a
-        # failed bucket would let three workers run at ~75/s, done in ~3 s, with dozens of 429s).
-        # A loaded machine's scheduling jitter can bunch a call or two past the platform's
-        # 5-call burst; those are answered 429 and retried, so a few are tolerated.
-        assert elapsed >= 7.5, elapsed
-        assert stats["calls"].get("issue:throttled", 0) <= total * 0.02, stats["calls"]
+        # The shared bucket holds the aggregate rate: 200 calls at 20/s take at least ~9.75 s (a
+        # failed bucket would let three workers run at ~60/s, done in ~3.5 s, with half their
+        # calls answered 429). The tokens are taken in the database and the calls go out after
+        # it: a loaded machine's scheduling jitter can bunch a few past the platform's 5-call
+        # burst (CI once saw 5 of 200); those are answered 429 and retried, so up to 5% are
+        # tolerated - a tenth of what a failed bucket draws.
+        assert elapsed >= 9.5, elapsed
+        assert stats["calls"].get("issue:throttled", 0) <= total * 0.05, stats["calls"]
         # Every worker took a share: the ledger names the owner of each claim.
         owners = _run_fetch(
             pg_session_url,
