@@ -20,6 +20,7 @@ from kaipiao.domain.lifecycle import Status
 from kaipiao.store import mail, webhooks
 from kaipiao.store.documents import json_time
 from kaipiao.store.events import append_event
+from kaipiao.store.outbox import lease_due
 from kaipiao.store.records import StoredInvoice
 from kaipiao.store.tables import file_jobs, invoices, ledger_events, sellers
 
@@ -62,15 +63,7 @@ def claim_due(conn: Connection, now: datetime, limit: int, lease: timedelta) -> 
         .order_by(file_jobs.c.next_attempt_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=file_jobs)
-    rows = conn.execute(query).all()
-    if rows:
-        conn.execute(
-            update(file_jobs)
-            .where(file_jobs.c.invoice_id.in_([r.id for r in rows]))
-            .values(next_attempt_at=now + lease)
-        )
+    rows = lease_due(conn, query, file_jobs, file_jobs.c.invoice_id, "id", now, lease)
     return [FileJob(StoredInvoice.from_row(r[3:]), r.seller_tax_id, r.job_attempts, r.job_created)
             for r in rows]  # fmt: skip
 

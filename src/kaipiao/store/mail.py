@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from kaipiao.store.documents import json_time
+from kaipiao.store.outbox import lease_due
 from kaipiao.store.records import StoredInvoice
 from kaipiao.store.tables import invoices, mail_deliveries, seller_mail
 
@@ -59,21 +60,15 @@ class MailJob:
 
 
 def claim_due(conn: Connection, now: datetime, limit: int, lease: timedelta) -> list[MailJob]:
+    """Due emails, held for `lease` (pushed into the future) so no other sender takes them."""
     query = (
         select(mail_deliveries)
         .where(mail_deliveries.c.status == "pending", mail_deliveries.c.next_attempt_at <= now)
         .order_by(mail_deliveries.c.next_attempt_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = conn.execute(query).all()
-    if rows:
-        conn.execute(
-            update(mail_deliveries)
-            .where(mail_deliveries.c.invoice_id.in_([r.invoice_id for r in rows]))
-            .values(next_attempt_at=now + lease)
-        )
+    key = mail_deliveries.c.invoice_id
+    rows = lease_due(conn, query, mail_deliveries, key, "invoice_id", now, lease)
     return [MailJob(r.invoice_id, r.seller_id, r.recipient, r.attempts, r.created_at)
             for r in rows]  # fmt: skip
 

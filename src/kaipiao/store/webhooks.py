@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from kaipiao.domain.lifecycle import TERMINAL
 from kaipiao.store.documents import json_time, render_invoice
+from kaipiao.store.outbox import lease_due
 from kaipiao.store.records import StoredInvoice
 from kaipiao.store.tables import sellers, webhook_deliveries
 
@@ -70,15 +71,7 @@ def claim_due(conn: Connection, now: datetime, limit: int, lease: timedelta) -> 
         .order_by(webhook_deliveries.c.next_attempt_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=webhook_deliveries)
-    rows = conn.execute(query).all()
-    if rows:
-        conn.execute(
-            update(webhook_deliveries)
-            .where(webhook_deliveries.c.id.in_([r.id for r in rows]))
-            .values(next_attempt_at=now + lease)
-        )
+    rows = lease_due(conn, query, webhook_deliveries, webhook_deliveries.c.id, "id", now, lease)
     return [
         Delivery(r.id, r.event_id, r.url, r.body, r.attempts, r.created_at, _secrets(r, now))
         for r in rows
