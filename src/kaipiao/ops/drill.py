@@ -36,6 +36,7 @@ from kaipiao.ops.drill_result import (
 )
 from kaipiao.ops.drill_warning import assess_warnings
 from kaipiao.ops.loadgen import LoadGenerator, Target
+from kaipiao.ops.scenarios import ESCALATE_AT
 
 
 async def _timeline(
@@ -45,7 +46,8 @@ async def _timeline(
     sandbox: Sandbox,
     crash: Callable[[int], Awaitable[None]] | None,
 ) -> None:
-    """Apply the fault at its start, crash things during it, restore the base at its end."""
+    """Apply the fault at its start (and its escalation part-way), crash things during it,
+    restore the base at its end."""
     s, w = config.scenario, config.window
 
     async def until(moment: float) -> None:
@@ -55,6 +57,9 @@ async def _timeline(
     knobs = s.fault_knobs(w.fault_end - w.fault_start)
     if knobs:
         await sandbox.put_faults(http, knobs)
+    if s.escalation is not None:
+        await until(w.fault_start + (w.fault_end - w.fault_start) * ESCALATE_AT)
+        await sandbox.put_faults(http, s.escalation)
     if crash is not None:
         n = 0
         while clock() < w.fault_end:

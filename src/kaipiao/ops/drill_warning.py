@@ -4,8 +4,9 @@ when, and the verdict.
 Each second the drill reads kaipiao's heartbeats (the workers' and the API's), which carry every
 active warning with its exact `since` and the time each breaker first opened. The report gives
 the first warning after the fault began, the breaker's first opening, and the lead time between
-them. Verdicts: `slow-platform` and `failure-spike` must warn during the fault and, if a breaker
-opened, before it did; `clean` must not warn at all. Other scenarios only report.
+them. Verdicts: `slow-platform` and `failure-spike` must warn during the fault, before the
+breaker first opens (their faults deepen part-way until the breaker does: `ESCALATE_AT` in
+`kaipiao.ops.scenarios`); `clean` must not warn at all. Other scenarios only report.
 
 Processes in a drill learn for `learn_s(duration)` seconds (a fifth of the run, 5–60 s) instead
 of the default 60 s, so that a short CI drill has a calm to learn before its fault at 30%.
@@ -72,7 +73,7 @@ def assess_warnings(result: Result, log: WarningLog, started_at: float, window: 
         result.warning_lead_s = round(result.breaker_open_s - first["t"], 1)
     if scenario in EXPECT_WARNING:
         early = [w for w in result.warnings if w["t"] < window.fault_start]
-        before_breaker = result.warning_lead_s is None or result.warning_lead_s > 0
+        before_breaker = result.warning_lead_s is not None and result.warning_lead_s > 0
         ok = first is not None and not early and before_breaker
         opened_text = ("the breaker never opened" if result.breaker_open_s is None
                        else f"breaker first open at {result.breaker_open_s:.1f} s, lead "

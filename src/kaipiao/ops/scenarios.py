@@ -5,6 +5,12 @@ next 30%, then calm again while the system recovers; after the load stops it wai
 to drain. The sandbox starts with the scenario's `base` knobs; `fault` knobs are applied (PUT
 /_sandbox/faults) when the fault starts and the base restored when it ends.
 
+Some incidents deepen, as the field report's did: a scenario's `escalation` knobs are laid over the
+fault at `ESCALATE_AT` of its window: the slow or failing platform ends up shedding load. The
+first part is what the early warning must notice; the deeper part is what opens the circuit
+breaker, so a drill can report how long the warning came before the breaker
+(kaipiao/ops/drill_warning.py).
+
 Calm means the field report's normal platform: ~200 ms (lognormal, capped at 3 s), 0.5% failures.
 """
 
@@ -15,6 +21,7 @@ from typing import Any, Literal
 
 FAULT_START = 0.3
 FAULT_END = 0.6
+ESCALATE_AT = 2 / 3  # of the fault window
 
 CALM: dict[str, Any] = {
     "latency": {"kind": "lognormal", "mean_ms": 200.0, "sigma": 0.5, "cap_ms": 3000.0},
@@ -28,6 +35,10 @@ SLOW_BASE: dict[str, Any] = {
 HEAVY_TAIL: dict[str, Any] = {
     "latency": {"kind": "pareto", "min_ms": 1710.0, "alpha": 1.5, "cap_ms": 20_000.0}
 }
+# The overloaded platform sheds load: 70% of calls answered 503 at once. The breaker opens on
+# its failure share (50% of its window); the early warning must have fired before, on the fault's
+# first part.
+SHEDDING: dict[str, Any] = {**CALM, "failure_rate": 0.7}
 
 Crash = Literal["none", "worker", "store"]
 
@@ -38,6 +49,7 @@ class Scenario:
     summary: str
     base: dict[str, Any] = field(default_factory=lambda: dict(CALM))
     fault: dict[str, Any] | None = None
+    escalation: dict[str, Any] | None = None  # laid over the fault at ESCALATE_AT of its window
     rate_factor: float = 1.0  # arrivals during the fault window, × the base rate
     # The platform's quota for all sellers together, × the base rate (None: unlimited): the
     # sandbox answers 429 past it, and kaipiao's sellers are registered with their share.
@@ -62,10 +74,11 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("surge", "10× the base rate for the fault window, platform quota 5× (year end)",
                  rate_factor=10.0, quota_x=5.0),
-        Scenario("slow-platform", "latency 800 ms → heavy tail, 20% of calls over 5 s",
-                 base=dict(SLOW_BASE), fault=HEAVY_TAIL, longest_call_s=20.0),
-        Scenario("failure-spike", "platform failures 0.5% → 8.7% (5xx, resets)",
-                 fault={"failure_rate": 0.087}),
+        Scenario("slow-platform", "latency 800 ms → heavy tail, 20% of calls over 5 s; then "
+                 "70% shed (503)", base=dict(SLOW_BASE), fault=HEAVY_TAIL, escalation=SHEDDING,
+                 longest_call_s=20.0),
+        Scenario("failure-spike", "platform failures 0.5% → 8.7% (5xx, resets); then 70% shed",
+                 fault={"failure_rate": 0.087}, escalation=SHEDDING),
         Scenario("outage", "the platform refuses every connection, then comes back",
                  self_ending=True),
         Scenario("ambiguous", "20% of issues succeed and lose their answer; no platform dedup",
