@@ -35,9 +35,9 @@ SLOW_BASE: dict[str, Any] = {
 HEAVY_TAIL: dict[str, Any] = {
     "latency": {"kind": "pareto", "min_ms": 1710.0, "alpha": 1.5, "cap_ms": 20_000.0}
 }
-# The overloaded platform sheds load: 70% of calls answered 503 at once. The breaker opens on
-# its failure share (50% of its window); the early warning must have fired before, on the fault's
-# first part.
+# The overloaded platform sheds load: 70% of calls fail at once (503, 500, resets). The breaker
+# opens on its failure share (50% of its window); the early warning must have fired before, on
+# the fault's first part.
 SHEDDING: dict[str, Any] = {**CALM, "failure_rate": 0.7}
 
 Crash = Literal["none", "worker", "store"]
@@ -75,9 +75,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("surge", "10× the base rate for the fault window, platform quota 5× (year end)",
                  rate_factor=10.0, quota_x=5.0),
         Scenario("slow-platform", "latency 800 ms → heavy tail, 20% of calls over 5 s; then "
-                 "70% shed (503)", base=dict(SLOW_BASE), fault=HEAVY_TAIL, escalation=SHEDDING,
+                 "70% fail", base=dict(SLOW_BASE), fault=HEAVY_TAIL, escalation=SHEDDING,
                  longest_call_s=20.0),
-        Scenario("failure-spike", "platform failures 0.5% → 8.7% (5xx, resets); then 70% shed",
+        Scenario("failure-spike", "platform failures 0.5% → 8.7% (5xx, resets); then 70%",
                  fault={"failure_rate": 0.087}, escalation=SHEDDING),
         Scenario("outage", "the platform refuses every connection, then comes back",
                  self_ending=True),
