@@ -275,3 +275,26 @@ async def test_an_admin_adds_and_disables_operators(api: Api) -> None:
             ).status_code == 403  # fmt: skip
     audit = await console.operator_actions(api.database, name="boss")
     assert [e["type"] for e in audit] == ["operator_disabled", "operator_added"]
+
+
+async def test_an_admin_action_and_its_ledger_event_commit_together(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event is appended inside the action's own transaction: when it cannot be written,
+    the action is undone too (an action without its record would be a hole in the audit)."""
+    db, now = api.database, utcnow()
+    await operators.add_operator(db, name="kept", role="viewer", now=now, password=PASSWORD)
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the ledger refused the event")
+
+    monkeypatch.setattr("kaipiao.store.events.append_action", broken)
+    with pytest.raises(RuntimeError):
+        await operators.disable(db, "kept", now=now, by=console.actor("boss"))
+    with pytest.raises(RuntimeError):
+        await sellers.set_limits(db, api.a.seller.id, quota_per_s=3.0, allowed_networks=(),
+                                 now=now, by=console.actor("boss"))  # fmt: skip
+    [kept] = [o for o in await operators.list_operators(db) if o.name == "kept"]
+    [seller] = [s for s in await sellers.list_sellers(db) if s.id == api.a.seller.id]
+    assert kept.disabled_at is None and seller.quota_per_s != 3.0
+    assert await console.operator_actions(db, name="boss") == []

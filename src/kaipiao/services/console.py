@@ -178,16 +178,3 @@ async def issued_per_minute(db: Database, now: datetime) -> list[tuple[str, int]
     counts = dict(await db.read(lambda conn: search.issued_per_minute(conn, start)))
     minutes = [(start + timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M") for i in range(60)]
     return [(minute, counts.get(minute, 0)) for minute in minutes]
-
-
-async def record(db: Database, *, by: str, type: str, seller_id: str | None,
-                 payload: dict[str, Any], now: datetime) -> None:  # fmt: skip
-    """A ledger event for an operator's action that is not an invoice's (a seller added, a key
-    rotated or revoked), written after the action's own transaction."""
-
-    def work(conn: Conn) -> None:
-        with events.acting_as(conn, by):
-            events.append_event(conn, invoice_id=None, seller_id=seller_id, type=type,
-                                payload=payload, now=now)  # fmt: skip
-
-    await db.write(work)

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from kaipiao.services import ids
 from kaipiao.services.errors import NotFound, ServiceError
+from kaipiao.store import events
 from kaipiao.store import sellers as repo
 from kaipiao.store.database import Conn, Database
 
@@ -70,10 +71,12 @@ def _insert_key(conn: Conn, seller_id: str | None, now: datetime) -> tuple[str, 
 
 
 async def rotate_key(
-    db: Database, seller_id: str | None, *, now: datetime, overlap: timedelta = DEFAULT_OVERLAP
-) -> NewKey:
+    db: Database, seller_id: str | None, *, now: datetime, overlap: timedelta = DEFAULT_OVERLAP,
+    by: str | None = None,
+) -> NewKey:  # fmt: skip
     """A new key for the seller (None: a new operator key, the other operator keys ending after
-    `overlap`); the seller's other live keys end after `overlap` (0: at once)."""
+    `overlap`); the seller's other live keys end after `overlap` (0: at once). With `by` (an
+    operator), a `seller_key_rotated` ledger event names them."""
     until = now + _overlap(overlap)
 
     def work(conn: Conn) -> NewKey:
@@ -81,6 +84,9 @@ async def rotate_key(
             _need_seller(conn, seller_id)
         ended = repo.expire_keys(conn, seller_id=seller_id, until=until, now=now)
         key_id, api_key = _insert_key(conn, seller_id, now)
+        if by is not None:
+            events.append_action(conn, by=by, type="seller_key_rotated", seller_id=seller_id,
+                                 payload={"key_id": key_id}, now=now)  # fmt: skip
         return NewKey(key_id, api_key, until if ended else None)
 
     return await db.write(work)
@@ -93,10 +99,12 @@ async def create_operator_key(db: Database, *, now: datetime) -> NewKey:
 
 
 async def revoke(
-    db: Database, *, now: datetime, seller_id: str | None = None, key_id: str | None = None
-) -> list[str]:
+    db: Database, *, now: datetime, seller_id: str | None = None, key_id: str | None = None,
+    by: str | None = None,
+) -> list[str]:  # fmt: skip
     """Revoke one key (`key_id`, within `seller_id` if given) or all of a seller's keys; the
-    revoked ids. NotFound if nothing live matched."""
+    revoked ids. NotFound if nothing live matched. With `by` (an operator), a
+    `seller_keys_revoked` ledger event names them."""
     if seller_id is None and key_id is None:
         raise ServiceError("name a seller or a key", "invalid_request")
 
@@ -106,6 +114,9 @@ async def revoke(
         done = repo.revoke_keys(conn, now=now, seller_id=seller_id, key_id=key_id)
         if not done:
             raise NotFound("no live key matches", "key_not_found")
+        if by is not None:
+            events.append_action(conn, by=by, type="seller_keys_revoked", seller_id=seller_id,
+                                 payload={"key_ids": done}, now=now)  # fmt: skip
         return done
 
     return await db.write(work)

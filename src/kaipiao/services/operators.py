@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from kaipiao.services.errors import Conflict, NotFound, ServiceError
+from kaipiao.store import events
 from kaipiao.store import operators as repo
 from kaipiao.store.database import Conn, Database
 from kaipiao.store.operators import StoredOperator
@@ -61,9 +62,11 @@ def _check_name(name: str) -> None:
 
 
 async def add_operator(
-    db: Database, *, name: str, role: str, now: datetime, password: str | None = None
-) -> NewOperator:
-    """A new operator with a password, or (none given) a one-time sign-in token valid a day."""
+    db: Database, *, name: str, role: str, now: datetime, password: str | None = None,
+    by: str | None = None,
+) -> NewOperator:  # fmt: skip
+    """A new operator with a password, or (none given) a one-time sign-in token valid a day.
+    With `by` (an operator), an `operator_added` ledger event names them."""
     _check_name(name)
     if role not in ROLES:
         raise ServiceError(f"role is one of {', '.join(ROLES)}", "invalid_request")
@@ -81,6 +84,9 @@ async def add_operator(
             "token_hash": _HASHER.hash(token) if token is not None else None,
             "token_expires_at": now + TOKEN_LIFETIME if token is not None else None,
         })  # fmt: skip
+        if by is not None:
+            events.append_action(conn, by=by, type="operator_added", seller_id=None,
+                                 payload={"name": name, "role": role}, now=now)  # fmt: skip
 
     await db.write(work)
     return NewOperator(operator_id, name, role, token)
@@ -90,8 +96,9 @@ async def list_operators(db: Database) -> list[StoredOperator]:
     return await db.read(repo.list_operators)
 
 
-async def disable(db: Database, name: str, *, now: datetime) -> None:
-    """Disable an operator and end their sessions at once."""
+async def disable(db: Database, name: str, *, now: datetime, by: str | None = None) -> None:
+    """Disable an operator and end their sessions at once. With `by` (an operator), an
+    `operator_disabled` ledger event names them."""
 
     def work(conn: Conn) -> None:
         found = repo.by_name(conn, name)
@@ -99,6 +106,9 @@ async def disable(db: Database, name: str, *, now: datetime) -> None:
             raise NotFound(f"no operator {name}", "operator_not_found")
         repo.set_fields(conn, found.id, disabled_at=now)
         repo.end_sessions(conn, found.id)
+        if by is not None:
+            events.append_action(conn, by=by, type="operator_disabled", seller_id=None,
+                                 payload={"name": name}, now=now)  # fmt: skip
 
     await db.write(work)
 

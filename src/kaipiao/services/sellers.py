@@ -16,6 +16,7 @@ from kaipiao.domain.sellers import Seller
 from kaipiao.services import ids
 from kaipiao.services.errors import Conflict, NotFound, ServiceError
 from kaipiao.services.keys import hash_key, new_webhook_secret
+from kaipiao.store import events
 from kaipiao.store import sellers as repo
 from kaipiao.store.database import Conn, Database
 
@@ -37,10 +38,12 @@ def _check_limits(quota_per_s: float | None, allowed_networks: tuple[str, ...]) 
 
 
 async def set_limits(
-    db: Database, seller_id: str, *, quota_per_s: float | None, allowed_networks: tuple[str, ...]
-) -> None:
+    db: Database, seller_id: str, *, quota_per_s: float | None, allowed_networks: tuple[str, ...],
+    now: datetime, by: str | None = None,
+) -> None:  # fmt: skip
     """Change a seller's platform quota and allowed caller networks. Running API processes see
-    the networks within their key cache time (30 s); workers read the quota as they refresh."""
+    the networks within their key cache time (30 s); workers read the quota as they refresh.
+    With `by` (an operator), a `seller_limits_set` ledger event names them."""
     _check_limits(quota_per_s, allowed_networks)
 
     def work(conn: Conn) -> None:
@@ -48,6 +51,11 @@ async def set_limits(
                                allowed_networks=allowed_networks)  # fmt: skip
         if not done:
             raise NotFound(f"no seller {seller_id}", "seller_not_found")
+        if by is not None:
+            events.append_action(conn, by=by, type="seller_limits_set", seller_id=seller_id,
+                                 payload={"quota_per_s": quota_per_s,
+                                          "allowed_networks": list(allowed_networks)},
+                                 now=now)  # fmt: skip
 
     await db.write(work)
 
@@ -66,9 +74,11 @@ async def add_seller(
     platform: tuple[str, dict[str, str]] | None = None,
     max_lines: int | None = None,
     limit_includes_tax: bool = False,
+    by: str | None = None,
 ) -> NewSeller:
     """Register a seller and its first API key; the key is returned once and stored hashed.
     `platform` is the seller's own provider account (name, stored settings), if it has one.
+    With `by` (an operator), a `seller_added` ledger event names them.
     `invoice_limit` (on the total excluding tax, or including it with `limit_includes_tax`) and
     `max_lines` split an order over them into several invoices (kaipiao.domain.split)."""
     try:
@@ -111,6 +121,9 @@ async def add_seller(
         )  # fmt: skip
         if platform is not None:
             repo.insert_platform(conn, seller.id, platform[0], platform[1], now)
+        if by is not None:
+            events.append_action(conn, by=by, type="seller_added", seller_id=seller.id,
+                                 payload={"name": name}, now=now)  # fmt: skip
 
     await db.write(work)
     return NewSeller(seller, api_key)

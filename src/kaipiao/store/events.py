@@ -89,6 +89,16 @@ def acting_as(conn: Connection, actor: str, note: str = "") -> Iterator[None]:
         conn.info.pop(_ACTOR, None)
 
 
+def append_action(conn: Connection, *, by: str, type: str, seller_id: str | None,
+                  payload: dict[str, Any], now: datetime) -> None:  # fmt: skip
+    """An operator's action that is no invoice's (a seller added, a key rotated, an operator
+    disabled) as a ledger event naming them; call it inside the action's own transaction, so
+    the action and its record commit together or not at all."""
+    with acting_as(conn, by):
+        append_event(conn, invoice_id=None, seller_id=seller_id, type=type, payload=payload,
+                     now=now)  # fmt: skip
+
+
 def actor_events(conn: Connection, *, actor: str | None, limit: int) -> list[dict[str, Any]]:
     """The newest events some operator asked for (`acting_as`), optionally one operator's."""
     needle = f'"by":"{actor}"' if actor else '"by":"'

@@ -113,11 +113,8 @@ async def add_seller(request: Request, session: Admin) -> HTMLResponse:
     new = await sellers.add_seller(
         state.database, name=first(fields, "name"), tax_id=first(fields, "tax_id"),
         now=state.clock(), region=first(fields, "region") or "31", quota_per_s=quota_per_s,
-        allowed_networks=networks,
+        allowed_networks=networks, by=console.actor(session.operator.name),
     )  # fmt: skip
-    await console.record(state.database, by=console.actor(session.operator.name),
-                         type="seller_added", seller_id=new.seller.id,
-                         payload={"name": new.seller.name}, now=state.clock())  # fmt: skip
     return await _keys_page(request, session, (new.seller.id, new.api_key))
 
 
@@ -136,11 +133,8 @@ async def set_limits(seller_id: str, request: Request, session: Admin) -> HTMLRe
     quota = _quota(first(fields, "quota"))
     networks = tuple(n.strip() for n in first(fields, "networks").split(",") if n.strip())
     await sellers.set_limits(state.database, seller_id, quota_per_s=quota,
-                             allowed_networks=networks)  # fmt: skip
-    await console.record(state.database, by=console.actor(session.operator.name),
-                         type="seller_limits_set", seller_id=seller_id,
-                         payload={"quota_per_s": quota, "allowed_networks": list(networks)},
-                         now=state.clock())  # fmt: skip
+                             allowed_networks=networks, now=state.clock(),
+                             by=console.actor(session.operator.name))  # fmt: skip
     return await _keys_page(request, session, None)
 
 
@@ -149,10 +143,8 @@ async def rotate_key(seller_id: str, request: Request, session: Admin) -> HTMLRe
     """A new key for the seller (shown once); its other keys end after the usual overlap."""
     await checked_form(request, session)
     state = request.app.state
-    new = await keys.rotate_key(state.database, seller_id, now=state.clock())
-    await console.record(state.database, by=console.actor(session.operator.name),
-                         type="seller_key_rotated", seller_id=seller_id,
-                         payload={"key_id": new.key_id}, now=state.clock())  # fmt: skip
+    new = await keys.rotate_key(state.database, seller_id, now=state.clock(),
+                                by=console.actor(session.operator.name))  # fmt: skip
     return await _keys_page(request, session, (seller_id, new.api_key))
 
 
@@ -161,10 +153,8 @@ async def revoke_keys(seller_id: str, request: Request, session: Admin) -> HTMLR
     """Revoke every key of the seller at once."""
     await checked_form(request, session)
     state = request.app.state
-    done = await keys.revoke(state.database, now=state.clock(), seller_id=seller_id)
-    await console.record(state.database, by=console.actor(session.operator.name),
-                         type="seller_keys_revoked", seller_id=seller_id,
-                         payload={"key_ids": done}, now=state.clock())  # fmt: skip
+    await keys.revoke(state.database, now=state.clock(), seller_id=seller_id,
+                      by=console.actor(session.operator.name))  # fmt: skip
     return await _keys_page(request, session, None)
 
 

@@ -33,11 +33,8 @@ async def operator_add(request: Request, session: Admin) -> HTMLResponse:
     fields = await checked_form(request, session)
     state = request.app.state
     new = await operators.add_operator(state.database, name=first(fields, "name"),
-                                       role=first(fields, "role"), now=state.clock())  # fmt: skip
-    added = {"name": new.name, "role": new.role}
-    await console.record(state.database, by=console.actor(session.operator.name),
-                         type="operator_added", seller_id=None, payload=added,
-                         now=state.clock())  # fmt: skip
+                                       role=first(fields, "role"), now=state.clock(),
+                                       by=console.actor(session.operator.name))  # fmt: skip
     return await _page(request, session, new)
 
 
@@ -46,8 +43,6 @@ async def operator_disable(name: str, request: Request, session: Admin) -> HTMLR
     """Disable an operator: their sessions end at once."""
     await checked_form(request, session)
     state = request.app.state
-    await operators.disable(state.database, name, now=state.clock())
-    await console.record(state.database, by=console.actor(session.operator.name),
-                         type="operator_disabled", seller_id=None, payload={"name": name},
-                         now=state.clock())  # fmt: skip
+    await operators.disable(state.database, name, now=state.clock(),
+                            by=console.actor(session.operator.name))  # fmt: skip
     return await _page(request, session)
